@@ -40,7 +40,9 @@ def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
 
 def linear_to_srgb(lin: torch.Tensor) -> torch.Tensor:
     lin = lin.clamp(0.0, 1.0)
-    return torch.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin.clamp_min(1e-8).pow(1 / 2.4) - 0.055)
+    return torch.where(
+        lin <= 0.0031308, lin * 12.92, 1.055 * lin.clamp_min(1e-8).pow(1 / 2.4) - 0.055
+    )
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:

@@ -58,7 +58,10 @@ class UNetColorizer(nn.Module):
         chans = [min(cfg.base * 2**i, cfg.max_channels) for i in range(cfg.depth + 1)]
         self.stem = _Block(1, chans[0])
         self.down = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(chans[i], chans[i], 3, stride=2, padding=1), _Block(chans[i], chans[i + 1]))
+            nn.Sequential(
+                nn.Conv2d(chans[i], chans[i], 3, stride=2, padding=1),
+                _Block(chans[i], chans[i + 1]),
+            )
             for i in range(cfg.depth)
         )
         self.up = nn.ModuleList(
@@ -100,12 +103,19 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, cfg: DiscriminatorConfig = DiscriminatorConfig()) -> None:
         super().__init__()
         self.cfg = cfg
-        layers: list[nn.Module] = [nn.Conv2d(3, cfg.base, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, cfg.base, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, True),
+        ]
         c = cfg.base
         for i in range(1, cfg.layers + 1):
             stride = 2 if i < cfg.layers else 1
             cout = min(cfg.base * 2**i, cfg.base * 8)
-            layers += [nn.Conv2d(c, cout, 4, stride=stride, padding=1, bias=False), _norm(cout), nn.LeakyReLU(0.2, True)]
+            layers += [
+                nn.Conv2d(c, cout, 4, stride=stride, padding=1, bias=False),
+                _norm(cout),
+                nn.LeakyReLU(0.2, True),
+            ]
             c = cout
         layers.append(nn.Conv2d(c, 1, 4, stride=1, padding=1))
         self.body = nn.Sequential(*layers)

@@ -1,0 +1,64 @@
+"""The one result type behind every report format (table, csv, json, jsonl, html, sarif).
+
+`CSV_COLUMNS` is a documented, stable contract: tools parse it, so never reorder or rename.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    OK = "ok"
+    GRAYSCALE = (
+        "grayscale"  # not applicable: a grayscale image is neither real colour nor colorized
+    )
+    ERROR = "error"
+
+
+class Verdict(str, Enum):
+    COLORIZED = "colorized"
+    REAL = "real"
+    NOT_APPLICABLE = "n/a"  # grayscale or error rows
+
+
+CSV_COLUMNS = ("path", "status", "score", "verdict", "width", "height", "format", "error")
+
+
+@dataclass
+class ScanResult:
+    """One row of a scan. `path` is the path as the user gave or as found under a folder."""
+
+    path: str
+    status: Status
+    score: float | None = None  # probability that the image was colorized; None unless status ok
+    verdict: Verdict = Verdict.NOT_APPLICABLE
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None  # decoder's format name, e.g. JPEG, PNG
+    error: str | None = None  # human-readable message for status error
+    # Not part of the CSV contract: per-crop patch maps for HTML heatmaps, in view coordinates.
+    patch_maps: list[Any] = field(default_factory=list, repr=False)
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list, repr=False)
+    view_size: tuple[int, int] | None = field(default=None, repr=False)
+
+    @property
+    def flagged(self) -> bool:
+        return self.status is Status.OK and self.verdict is Verdict.COLORIZED
+
+    def row(self) -> dict[str, Any]:
+        """The CSV/JSON row, keys exactly `CSV_COLUMNS`."""
+        score = None if self.score is None or math.isnan(self.score) else round(self.score, 6)
+        return {
+            "path": self.path,
+            "status": self.status.value,
+            "score": score,
+            "verdict": self.verdict.value,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+            "error": self.error,
+        }

@@ -1,0 +1,103 @@
+"""How the detector looks at an image: the one definition shared by scan and by calibration.
+
+The detector is a fully convolutional PatchGAN trained on native-resolution crops, because the
+tell-tale of a colorized photo is chroma that is smoother than its luminance; a plain downscale
+of the whole image would wash that out. So the view is: bring the image to at most `max_side`
+pixels on its long side (the scale of the training photos), then take `crop`x`crop` windows at
+native resolution. The trainer calibrates its threshold through these same functions, so the
+threshold and the runtime can never disagree about what "one image score" means.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom in the resized image
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """mode: "grid" (grid x grid native crops), "center" (one crop), "resize" (whole image squashed)."""
+
+    mode: str = "grid"
+    max_side: int = 1024
+    crop: int = 256
+    grid: int = 2
+
+    @property
+    def count(self) -> int:
+        return self.grid * self.grid if self.mode == "grid" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ViewSpec:
+        known = {k: data[k] for k in ("mode", "max_side", "crop", "grid") if k in data}
+        spec = cls(**known)
+        if spec.mode not in ("grid", "center", "resize"):
+            raise ValueError(f"unknown view mode {spec.mode!r}")
+        return spec
+
+
+def working_size(width: int, height: int, spec: ViewSpec) -> tuple[int, int]:
+    """Size the image is resized to before cropping: long side <= max_side, each side >= crop."""
+    if spec.mode == "resize":
+        return spec.crop, spec.crop
+    scale = min(1.0, spec.max_side / max(width, height))
+    w = max(spec.crop, round(width * scale))
+    h = max(spec.crop, round(height * scale))
+    return w, h
+
+
+def _positions(length: int, crop: int, n: int) -> list[int]:
+    if n == 1 or length == crop:
+        return [(length - crop) // 2] * n
+    return [round(i * (length - crop) / (n - 1)) for i in range(n)]
+
+
+def crop_boxes(width: int, height: int, spec: ViewSpec) -> list[Box]:
+    """Crop windows, in the coordinates of the image resized to `working_size`."""
+    w, h = working_size(width, height, spec)
+    c = spec.crop
+    if spec.mode in ("center", "resize"):
+        left, top = (w - c) // 2, (h - c) // 2
+        return [(left, top, left + c, top + c)]
+    xs, ys = _positions(w, c, spec.grid), _positions(h, c, spec.grid)
+    return [(x, y, x + c, y + c) for y in ys for x in xs]
+
+
+def draft_scale(width: int, height: int, spec: ViewSpec) -> float:
+    """Largest reduction a decoder may apply (JPEG draft) without dropping below the view's scale."""
+    w, h = working_size(width, height, spec)
+    return min(w / width, h / height)
+
+
+def make_views(image: Image.Image, spec: ViewSpec) -> tuple[np.ndarray, list[Box]]:
+    """RGB PIL image -> (K, crop, crop, 3) uint8 crops and their boxes in the resized image."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    size = working_size(*image.size, spec)
+    if size != image.size:
+        image = image.resize(
+            size, Image.Resampling.BOX if size[0] <= image.size[0] else Image.Resampling.BICUBIC
+        )
+    arr = np.asarray(image)
+    boxes = (
+        crop_boxes(*image.size, spec) if spec.mode != "resize" else [(0, 0, spec.crop, spec.crop)]
+    )
+    crops = np.stack([arr[t:b, le:r] for le, t, r, b in boxes])
+    return np.ascontiguousarray(crops), boxes
+
+
+def aggregate(crop_scores: np.ndarray) -> float:
+    """Per-crop probabilities -> one image probability (the mean; documented in the README)."""
+    scores = np.asarray(crop_scores, dtype=np.float64)
+    if scores.size == 0 or not np.all(np.isfinite(scores)):
+        return math.nan
+    return float(scores.mean())

@@ -1,0 +1,48 @@
+"""The deployed forward passes, written once and used by training, evaluation and ONNX export.
+
+`colorize_full` is exactly what `imgcheck colorize` runs (export traces it into the colorizer
+graph), and `detect` is exactly what `imgcheck scan` runs on each view crop (traced into the
+detector graph). The classifier phase makes its fakes with `colorize_full`, so the detector
+learns the artefacts of the shipped colorizer, not of a training-only shortcut.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from imgcheck.trainer.colour import (
+    denormalize_ab,
+    lab_to_rgb,
+    normalize_l,
+    rgb_to_lab,
+    rgb_to_lab_normalized,
+)
+from imgcheck.trainer.nets import PatchDiscriminator, UNetColorizer
+
+
+def colorize_full(generator: UNetColorizer, rgb: torch.Tensor, work_size: int) -> torch.Tensor:
+    """(N, 3, H, W) sRGB in [0, 1] (colour or grey) -> colorized (N, 3, H, W) in [0, 1].
+
+    The photo is greyed to CIELAB L at full resolution; the generator predicts ab on a
+    `work_size` x `work_size` resize of L; ab is resized back up and re-attached to the
+    full-resolution L, so the output keeps the input's size and sharpness.
+    """
+    L = rgb_to_lab(rgb)[:, :1]
+    small = F.interpolate(
+        L, size=(work_size, work_size), mode="bilinear", align_corners=False, antialias=True
+    )
+    ab = denormalize_ab(generator(normalize_l(small)))
+    ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+    return lab_to_rgb(torch.cat([L, ab], dim=1))
+
+
+def detect(
+    discriminator: PatchDiscriminator, rgb: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, H, W) sRGB in [0, 1] -> (score (N,), patch_map (N, h, w)), both probabilities of "colorized"."""
+    logits = discriminator(rgb_to_lab_normalized(rgb))
+    return torch.sigmoid(PatchDiscriminator.image_logit(logits)), torch.sigmoid(logits[:, 0])
+
+
+__all__ = ["colorize_full", "detect"]
