@@ -1,0 +1,84 @@
+"""ONNX Runtime sessions: provider choice, clear errors, and what actually ran.
+
+onnxruntime is imported inside functions only, so the CLI's `--help` never pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class Device(str, Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class ModelError(RuntimeError):
+    """A model file is missing, corrupt, or not an imgcheck model: the CLI exits 2 with this message."""
+
+
+class RuntimeMissing(ModelError):
+    """No ONNX runtime is installed (the cpu/gpu extra was left out)."""
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeMissing(
+            "onnxruntime is not installed. Install a runtime: "
+            "pip install 'imgcheck[cpu]' (CPU) or pip install 'imgcheck[gpu]' (NVIDIA GPU)."
+        ) from exc
+    return ort
+
+
+def available_providers() -> list[str]:
+    return list(_ort().get_available_providers())
+
+
+def _providers_for(device: Device) -> list[str]:
+    available = available_providers()
+    if device is Device.CPU:
+        return ["CPUExecutionProvider"]
+    if device is Device.CUDA:
+        if "CUDAExecutionProvider" not in available:
+            raise ModelError(
+                "--device cuda was asked for, but this onnxruntime has no CUDA provider "
+                f"(available: {', '.join(available)}). Install imgcheck[gpu] on a machine "
+                "with an NVIDIA GPU, or use --device cpu."
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def create_session(
+    model: Path | bytes, device: Device = Device.AUTO, threads: int | None = None
+) -> Any:
+    """Open an InferenceSession; raise ModelError (never a raw ORT traceback) on a bad file.
+
+    `threads` caps intra-op threads (default: all cores). The provider that is really active
+    is `active_provider(session)`: ORT silently falls back to CPU when CUDA fails to load.
+    """
+    ort = _ort()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    opts.log_severity_level = 3
+    try:
+        source = model if isinstance(model, bytes) else str(model)
+        return ort.InferenceSession(source, sess_options=opts, providers=_providers_for(device))
+    except ModelError:
+        raise
+    except Exception as exc:
+        name = "model bytes" if isinstance(model, bytes) else str(model)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load model {name}: {first}") from exc
+
+
+def active_provider(session: Any) -> str:
+    """ "cuda" or "cpu": what the session will really run on."""
+    return "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
