@@ -44,6 +44,8 @@ class ScanResult:
     patch_maps: list[Any] = field(default_factory=list, repr=False)
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list, repr=False)
     view_size: tuple[int, int] | None = field(default=None, repr=False)
+    # Small JPEG of the image for the HTML report; only filled when a report asks for it.
+    thumbnail: bytes | None = field(default=None, repr=False)
 
     @property
     def flagged(self) -> bool:
@@ -62,3 +64,24 @@ class ScanResult:
             "format": self.format,
             "error": self.error,
         }
+
+
+@dataclass
+class Summary:
+    """Counts that end every run (the summary line) and feed the report footers."""
+
+    total: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_verdict: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    provider: str = "cpu"  # the ONNX Runtime provider that really ran
+    threshold: float | None = None
+
+    def add(self, result: ScanResult) -> None:
+        self.total += 1
+        self.by_status[result.status.value] = self.by_status.get(result.status.value, 0) + 1
+        self.by_verdict[result.verdict.value] = self.by_verdict.get(result.verdict.value, 0) + 1
+
+    @property
+    def images_per_second(self) -> float:
+        return self.total / self.seconds if self.seconds > 0 else 0.0
