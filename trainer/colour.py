@@ -97,3 +97,64 @@ def rgb_to_lab_normalized(rgb: torch.Tensor) -> torch.Tensor:
 def lab_normalized_to_rgb(Ln: torch.Tensor, abn: torch.Tensor) -> torch.Tensor:
     """Normalised L (..., 1, H, W) and ab (..., 2, H, W) -> sRGB in [0, 1]."""
     return lab_to_rgb(torch.cat([denormalize_l(Ln), denormalize_ab(abn)], dim=-3))
+
+
+def delta_e2000(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
+    """CIEDE2000 colour difference (kL = kC = kH = 1) of (..., 3, H, W) Lab tensors -> (..., H, W).
+
+    Used to score colorizers in a perceptually uniform unit (about 1 = just noticeable), which
+    plain ab L1/L2 is not. Follows Sharma, Wu & Dalal (2005) "The CIEDE2000 Color-Difference
+    Formula: Implementation Notes", including their conventions for zero chroma (hue 0, hue
+    difference 0, mean hue = sum of hues) and the hue-mean branch at |h1 - h2| > 180 degrees.
+    """
+    L1, a1, b1 = lab1.unbind(dim=-3)
+    L2, a2, b2 = lab2.unbind(dim=-3)
+    pow25_7 = 25.0**7
+    c_bar = 0.5 * (torch.sqrt(a1 * a1 + b1 * b1) + torch.sqrt(a2 * a2 + b2 * b2))
+    c_bar7 = c_bar.pow(7)
+    g = 0.5 * (1.0 - torch.sqrt(c_bar7 / (c_bar7 + pow25_7)))
+    a1p, a2p = (1.0 + g) * a1, (1.0 + g) * a2
+    c1p = torch.sqrt(a1p * a1p + b1 * b1)
+    c2p = torch.sqrt(a2p * a2p + b2 * b2)
+    # atan2(0, 0) = 0 in torch, which is Sharma's convention for achromatic colours.
+    h1p = torch.remainder(torch.rad2deg(torch.atan2(b1, a1p)), 360.0)
+    h2p = torch.remainder(torch.rad2deg(torch.atan2(b2, a2p)), 360.0)
+    chroma_zero = (c1p * c2p) == 0
+
+    dLp = L2 - L1
+    dCp = c2p - c1p
+    dh = h2p - h1p
+    dh = torch.where(dh > 180.0, dh - 360.0, torch.where(dh < -180.0, dh + 360.0, dh))
+    dh = torch.where(chroma_zero, torch.zeros_like(dh), dh)
+    dHp = 2.0 * torch.sqrt(c1p * c2p) * torch.sin(torch.deg2rad(dh) / 2.0)
+
+    Lp_bar = 0.5 * (L1 + L2)
+    Cp_bar = 0.5 * (c1p + c2p)
+    h_sum = h1p + h2p
+    hp_bar = torch.where(
+        (h1p - h2p).abs() <= 180.0,
+        0.5 * h_sum,
+        torch.where(h_sum < 360.0, 0.5 * (h_sum + 360.0), 0.5 * (h_sum - 360.0)),
+    )
+    hp_bar = torch.where(chroma_zero, h_sum, hp_bar)
+
+    def _cos(deg: torch.Tensor) -> torch.Tensor:
+        return torch.cos(torch.deg2rad(deg))
+
+    t = (
+        1.0
+        - 0.17 * _cos(hp_bar - 30.0)
+        + 0.24 * _cos(2.0 * hp_bar)
+        + 0.32 * _cos(3.0 * hp_bar + 6.0)
+        - 0.20 * _cos(4.0 * hp_bar - 63.0)
+    )
+    d_theta = 30.0 * torch.exp(-(((hp_bar - 275.0) / 25.0) ** 2))
+    cp_bar7 = Cp_bar.pow(7)
+    r_c = 2.0 * torch.sqrt(cp_bar7 / (cp_bar7 + pow25_7))
+    l50 = (Lp_bar - 50.0) ** 2
+    s_l = 1.0 + 0.015 * l50 / torch.sqrt(20.0 + l50)
+    s_c = 1.0 + 0.045 * Cp_bar
+    s_h = 1.0 + 0.015 * Cp_bar * t
+    r_t = -torch.sin(torch.deg2rad(2.0 * d_theta)) * r_c
+    tl, tc, th = dLp / s_l, dCp / s_c, dHp / s_h
+    return torch.sqrt((tl * tl + tc * tc + th * th + r_t * tc * th).clamp_min(0.0))
