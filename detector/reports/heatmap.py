@@ -1,0 +1,127 @@
+"""Thumbnails and patch-map heatmaps for the HTML report (numpy + PIL only).
+
+The detector scores native-resolution crops of the *view* (the image resized by
+`view.working_size`), and each crop yields a coarse patch map of probabilities. To show a
+person *where* an image looks colorized, every map is stretched over its crop box, the crops are
+averaged where they overlap, and areas no crop saw stay transparent. The view is a resize of the
+whole image (possibly non-uniform for extreme aspect ratios), so resizing the view-sized layer to
+the thumbnail's size lines it up with the picture again.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+# A perceptual, colour-blind-safe ramp (anchors of matplotlib's "inferno"), low -> high.
+_RAMP = np.array(
+    [
+        [0, 0, 4],
+        [40, 11, 84],
+        [101, 21, 110],
+        [159, 42, 99],
+        [212, 72, 66],
+        [245, 125, 21],
+        [250, 193, 39],
+        [252, 255, 164],
+    ],
+    dtype=np.float32,
+)
+
+
+def make_thumbnail(image: Image.Image, max_side: int = 160, quality: int = 75) -> bytes:
+    """JPEG bytes of `image` fitted into `max_side` x `max_side` (aspect ratio kept).
+
+    Transparency is flattened onto white and 16-bit/float images are scaled to 8 bits, so every
+    decoder output gives a sensible picture. A few KB per image keeps the HTML report openable.
+    """
+    w, h = image.size
+    scale = min(1.0, max_side / max(w, h, 1))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(image, dtype=np.float32)
+        top = float(arr.max()) if arr.size else 0.0
+        arr = arr * (255.0 / top) if top > 0 else arr
+        image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert("RGBA" if "A" in image.mode else "RGB")
+    small = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+    if small.mode in ("RGBA", "LA"):
+        background = Image.new("RGB", small.size, (255, 255, 255))
+        background.paste(small.convert("RGBA"), mask=small.getchannel("A"))
+        small = background
+    elif small.mode != "RGB":
+        small = small.convert("RGB")
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=quality, optimize=True)
+    return out.getvalue()
+
+
+def heat_values(
+    patch_maps: Sequence[Any],
+    boxes: Sequence[tuple[int, int, int, int]],
+    view_size: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w) mean probability over the view and the (h, w) mask of pixels any crop covered."""
+    vw, vh = view_size
+    total = np.zeros((vh, vw), dtype=np.float32)
+    count = np.zeros((vh, vw), dtype=np.float32)
+    for pmap, (left, top, right, bottom) in zip(patch_maps, boxes, strict=False):
+        arr = np.nan_to_num(np.asarray(pmap, dtype=np.float32), nan=0.0)
+        arr = np.clip(np.squeeze(arr), 0.0, 1.0)
+        left, top = max(0, int(left)), max(0, int(top))
+        right, bottom = min(vw, int(right)), min(vh, int(bottom))
+        if arr.ndim != 2 or arr.size == 0 or right <= left or bottom <= top:
+            continue
+        # Bilinear upsampling of the coarse map to its crop box (a float "F" image keeps values).
+        up = Image.fromarray(arr, "F").resize(
+            (right - left, bottom - top), Image.Resampling.BILINEAR
+        )
+        total[top:bottom, left:right] += np.asarray(up, dtype=np.float32)
+        count[top:bottom, left:right] += 1.0
+    covered = count > 0
+    mean = np.divide(total, count, out=np.zeros_like(total), where=covered)
+    return np.clip(mean, 0.0, 1.0), covered
+
+
+def colourize(values: np.ndarray, covered: np.ndarray) -> Image.Image:
+    """RGBA heat layer: ramp colour by value, more opaque where more colorized, clear elsewhere."""
+    pos = values * (len(_RAMP) - 1)
+    lo = np.floor(pos).astype(np.int64).clip(0, len(_RAMP) - 2)
+    frac = (pos - lo)[..., None]
+    rgb = _RAMP[lo] * (1.0 - frac) + _RAMP[lo + 1] * frac
+    alpha = np.where(covered, 60.0 + 170.0 * values, 0.0)
+    rgba = np.concatenate([rgb, alpha[..., None]], axis=-1)
+    return Image.fromarray(np.clip(rgba + 0.5, 0, 255).astype(np.uint8), "RGBA")
+
+
+def heatmap_png(
+    patch_maps: Sequence[Any],
+    boxes: Sequence[tuple[int, int, int, int]],
+    view_size: tuple[int, int] | None,
+    size: tuple[int, int] | None = None,
+) -> bytes | None:
+    """PNG bytes of the semi-transparent heat layer, resized to `size` (the thumbnail's).
+
+    Returns None when there is nothing to draw (no maps, no boxes, no view size).
+    """
+    if not patch_maps or not boxes or not view_size or min(view_size) <= 0:
+        return None
+    values, covered = heat_values(patch_maps, boxes, view_size)
+    if not covered.any():
+        return None
+    layer = colourize(values, covered)
+    if size is None:
+        scale = min(1.0, 160 / max(view_size))
+        size = (max(1, round(view_size[0] * scale)), max(1, round(view_size[1] * scale)))
+    if layer.size != size:
+        layer = layer.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    out = io.BytesIO()
+    layer.save(out, "PNG", optimize=True)
+    return out.getvalue()
