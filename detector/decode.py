@@ -1,0 +1,215 @@
+"""Decoding any image file safely into an upright RGB picture, or a one-line reason why not.
+
+Used by `scan` and `colorize` from worker threads (Pillow releases the GIL while decoding).
+`decode` never raises for a bad file: zero-byte, truncated, not an image, decompression bomb,
+unreadable, FIFO... all come back as a `DecodeFailure` with a message for the report row.
+
+What a `Decoded` holds, and why:
+- EXIF orientation is applied, and `width`/`height` are the upright size at full resolution,
+  because that is what the user sees in any viewer.
+- The image is RGB whatever the file's mode: CMYK and YCbCr are converted; 16-bit and float
+  greys are scaled to 8 bits (a plain `convert` would clip them to white); transparency
+  (RGBA, LA, palette with a transparent index) is composited over white, as a viewer shows it.
+- Animated GIF/WebP/APNG: the first frame only (`frames` says how many there are).
+- `grayscale` is true for grey modes (1, L, LA, I, F) and for colour-mode files whose channels
+  are equal within `GREY_TOLERANCE` (a grey photo saved as RGB JPEG or as a grey palette).
+  The detector says nothing about such images: they are "not applicable", never "real".
+- `draft_scale` lets a JPEG decode at 1/2, 1/4 or 1/8 size in the DCT (much faster) when the
+  caller will downscale anyway; it never goes below the scale the caller asks for. The returned
+  image may therefore be smaller than `width` x `height`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Pillow's own hard limit (it raises above 2x MAX_IMAGE_PIXELS); covers 150-megapixel cameras.
+DEFAULT_MAX_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+GREY_TOLERANCE = 6  # max channel spread (0..255) still called grey, after light averaging
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+_JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+_ORIENTATION_TAG = 0x0112
+
+DraftScale = Callable[[int, int], float] | float | None
+
+
+@dataclass
+class Decoded:
+    image: Image.Image  # RGB, upright; maybe reduced by draft_scale
+    width: int  # upright size at full resolution
+    height: int
+    format: str | None
+    grayscale: bool
+    mode: str  # the file's own mode, e.g. "CMYK", "I;16", "P"
+    frames: int = 1
+    ok: bool = True
+
+
+@dataclass
+class DecodeFailure:
+    error: str
+    format: str | None = None
+    width: int | None = None  # known when the header could be read
+    height: int | None = None
+    ok: bool = False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _to_8bit_grey(im: Image.Image) -> Image.Image:
+    """16-bit / 32-bit / float greys -> L, scaled rather than clipped."""
+    arr = np.asarray(im)
+    if im.mode == "F":
+        arr = np.nan_to_num(arr.astype(np.float64))
+        arr = arr * 255.0 if arr.max(initial=0.0) <= 1.0 else arr
+    elif arr.max(initial=0) > 255:
+        arr = arr.astype(np.float64) / 257.0  # 16-bit range
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode == "RGB":
+        return im
+    if im.mode.startswith("I") or im.mode == "F":
+        return _to_8bit_grey(im).convert("RGB")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif im.mode == "PA":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def is_grey_rgb(image: Image.Image, tolerance: int = GREY_TOLERANCE) -> bool:
+    """Channels equal within `tolerance` on a lightly averaged copy (JPEG chroma noise averages out).
+
+    At most 0.1% of the averaged pixels may exceed the tolerance, so a stray coloured dust
+    speck in a scanned grey photo does not make it "colour".
+    """
+    factor = max(1, max(image.size) // 256)
+    small = image.reduce(factor) if factor > 1 else image
+    arr = np.asarray(small, dtype=np.int16)
+    spread = arr.max(axis=2) - arr.min(axis=2)
+    return float(np.count_nonzero(spread > tolerance)) <= 0.001 * spread.size
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+        return int(value) if value in range(1, 9) else 1
+    except Exception:  # a broken EXIF block must not cost the image
+        return 1
+
+
+def _upright_size(im: Image.Image) -> tuple[int, int]:
+    w, h = im.size
+    return (h, w) if _orientation(im) in (5, 6, 7, 8) else (w, h)
+
+
+def decode(
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    draft_scale: DraftScale = None,
+    grey_tolerance: int = GREY_TOLERANCE,
+) -> Decoded | DecodeFailure:
+    """Decode `path` (see the module doc). `draft_scale` is a factor <= 1, or a function of the
+    upright full-resolution (width, height) returning one (e.g. `view.draft_scale` for a spec).
+    `max_pixels=None` lifts our limit (Pillow's own bomb limit still applies)."""
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) and os.path.islink(path):
+            return DecodeFailure("broken symlink")
+        return DecodeFailure(_os_message(exc))
+    if stat.S_ISDIR(st.st_mode):
+        return DecodeFailure("is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        return DecodeFailure("not a regular file")  # never open a FIFO: it would block
+    if st.st_size == 0:
+        return DecodeFailure("empty file (0 bytes)")
+    try:
+        with open(path, "rb") as fh:
+            return _decode_open(fh, max_pixels, draft_scale, grey_tolerance)
+    except OSError as exc:
+        return DecodeFailure(_os_message(exc))
+
+
+def _os_message(exc: OSError) -> str:
+    text = exc.strerror or _first_line(exc)
+    return text[:1].lower() + text[1:]
+
+
+def _decode_open(
+    fh: object, max_pixels: int | None, draft_scale: DraftScale, grey_tolerance: int
+) -> Decoded | DecodeFailure:
+    fmt: str | None = None
+    size: tuple[int, int] | None = None
+    try:
+        # Not `with Image.open(...)`: closing the image would free the pixels we return. The
+        # caller's `with open(...)` closes the file; a loaded frame does not need it.
+        im = Image.open(fh)  # type: ignore[arg-type]
+        fmt = im.format
+        size = _upright_size(im)
+        if max_pixels is not None and size[0] * size[1] > max_pixels:
+            return DecodeFailure(
+                f"image too large: {size[0]}x{size[1]} pixels is over the limit of "
+                f"{max_pixels} (decompression bomb protection; raise --max-pixels)",
+                fmt,
+                *size,
+            )
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        mode = im.mode
+        scale = draft_scale(*size) if callable(draft_scale) else draft_scale
+        if fmt in _JPEG_FORMATS and scale is not None and 0 < scale < 1:
+            w, h = im.size
+            im.draft(None, (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
+        im.load()
+        upright = ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
+        grey = mode in _GREY_MODES
+        rgb = _to_rgb(upright)
+        if not grey:
+            grey = is_grey_rgb(rgb, grey_tolerance)
+        return Decoded(rgb, size[0], size[1], fmt, grey, mode, frames)
+    except Image.DecompressionBombError as exc:
+        return DecodeFailure(f"image too large (decompression bomb protection): {exc}", fmt)
+    except UnidentifiedImageError:
+        return DecodeFailure("not an image, or a format Pillow cannot read", fmt)
+    except MemoryError:
+        return DecodeFailure("out of memory while decoding", fmt, *(size or (None, None)))
+    except OSError as exc:
+        message = _first_line(exc)
+        if "truncated" in message or "broken data stream" in message:
+            message = f"truncated or corrupt file: {message}"
+        return DecodeFailure(message, fmt, *(size or (None, None)))
+    except Exception as exc:  # Pillow raises many types on corrupt data; a row, never a traceback
+        return DecodeFailure(
+            f"cannot decode: {type(exc).__name__}: {_first_line(exc)}", fmt, *(size or (None, None))
+        )
+
+
+def decode_file(path: Path, **kwargs: object) -> Decoded:
+    """`decode` for callers that prefer an exception (e.g. colorize of one named file)."""
+    result = decode(path, **kwargs)  # type: ignore[arg-type]
+    if isinstance(result, DecodeFailure):
+        raise DecodeError(f"{path}: {result.error}")
+    return result
+
+
+class DecodeError(ValueError):
+    """Raised by `decode_file`; carries the same one-line message as `DecodeFailure.error`."""
