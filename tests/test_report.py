@@ -1,0 +1,123 @@
+"""Run reports: grid layout, colorizer/detector evaluation against known answers, file output."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch")
+
+from PIL import Image  # noqa: E402
+
+from imgcheck.detector.metrics import binary_report  # noqa: E402
+from imgcheck.trainer.report import (  # noqa: E402
+    comparison_grid,
+    evaluate_colorizer,
+    evaluate_detector,
+    grayscale,
+    write_report,
+)
+
+
+def _flat(rgb: tuple[float, float, float], h: int, w: int) -> torch.Tensor:
+    return torch.tensor(rgb).view(3, 1, 1).expand(3, h, w).clone()
+
+
+def test_comparison_grid_layout_and_content(tmp_path) -> None:
+    red, green, blue = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
+    rows = [
+        (
+            _flat(red, 20, 40),
+            _flat((0.5,) * 3, 20, 40)[:1],
+            Image.new("RGB", (40, 20), (0, 0, 255)),
+        ),
+        (_flat(green, 30, 30), _flat((0.5,) * 3, 30, 30), _flat(blue, 30, 30)),
+    ]
+    path = comparison_grid(rows, tmp_path / "samples" / "epoch_001.png", cell=64)
+    img = np.asarray(Image.open(path).convert("RGB"))
+    pad, head, cell = 4, 22, 64
+    assert img.shape == (head + 2 * (cell + pad) + pad, 3 * cell + 4 * pad, 3)
+
+    def centre(r: int, c: int) -> tuple[int, ...]:
+        y = head + r * (cell + pad) + cell // 2
+        x = pad + c * (cell + pad) + cell // 2
+        return tuple(int(v) for v in img[y, x])
+
+    assert centre(0, 0) == (255, 0, 0)
+    assert centre(0, 1) == (128, 128, 128)  # (1, H, W) grey accepted
+    assert centre(0, 2) == (0, 0, 255)  # PIL accepted
+    assert centre(1, 0) == (0, 255, 0)
+    # A wide image is letterboxed: the top of its cell is background, not image.
+    assert tuple(int(v) for v in img[head + 2, pad + cell // 2]) == (32, 32, 32)
+    # Headers are drawn (dark text pixels in the header band).
+    assert (img[:head].min(axis=2) < 100).any()
+    assert not list(tmp_path.glob("samples/*.tmp"))
+
+
+def test_comparison_grid_rejects_ragged_rows(tmp_path) -> None:
+    with pytest.raises(ValueError):
+        comparison_grid([(_flat((0, 0, 0), 4, 4),) * 2], tmp_path / "x.png")
+
+
+def _photos(n: int = 3) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return [torch.rand(3, 24, 24, generator=g) for _ in range(n)]
+
+
+def test_evaluate_colorizer_identity_and_grayscale() -> None:
+    photos = _photos()
+    perfect = evaluate_colorizer(lambda x: x, photos)
+    assert perfect["n_images"] == 3
+    assert perfect["psnr"] == pytest.approx(100.0)
+    assert perfect["ssim"] == pytest.approx(1.0)
+    assert perfect["delta_e2000"] == pytest.approx(0.0, abs=1e-6)
+    assert perfect["colorfulness_ratio"] == pytest.approx(1.0)
+    # A "colorizer" that returns the grey image scores exactly the grayscale baseline.
+    grey = evaluate_colorizer(grayscale, torch.stack(photos).split(2))  # batches accepted
+    assert grey["n_images"] == 3
+    assert grey["psnr"] == pytest.approx(grey["gray_psnr"])
+    assert grey["delta_e2000"] == pytest.approx(grey["gray_delta_e2000"])
+    assert grey["colorfulness"] == pytest.approx(0.0, abs=1e-3)
+    assert grey["gray_psnr"] < 100 and grey["gray_delta_e2000"] > 1
+
+
+def test_evaluate_detector_matches_binary_report() -> None:
+    real = [torch.full((3, 8, 8), v) for v in (0.1, 0.2, 0.6)]
+    fake = [torch.full((3, 8, 8), v) for v in (0.5, 0.7, 0.9, 0.95)]
+
+    def score_fn(img: torch.Tensor) -> float:
+        return float(img.mean())
+
+    got = evaluate_detector(score_fn, real, fake, threshold=0.55)
+    want = binary_report([0, 0, 0, 1, 1, 1, 1], [0.1, 0.2, 0.6, 0.5, 0.7, 0.9, 0.95], 0.55)
+    for key, value in want.items():
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, abs=1e-6), key
+    assert got["acc_real"] == pytest.approx(2 / 3) and got["acc_fake"] == pytest.approx(3 / 4)
+
+
+def test_write_report_json_and_markdown(tmp_path) -> None:
+    report = {
+        "run": "demo",
+        "epochs": 3,
+        "colorizer": {
+            "gan": {"psnr": 24.5, "colorfulness_ratio": 0.8},
+            "lut": {"psnr": 22.0, "delta_e2000": torch.tensor(7.25)},
+        },
+        "detector_val": {"auc": 0.97, "hter": math.nan, "notes": ["no real images"]},
+        "curve": {"fpr": [0.0, 1.0], "deep": {"x": {"y": 1}}},
+    }
+    json_path, md_path = write_report(tmp_path, report)
+    data = json.loads(json_path.read_text())
+    assert data["detector_val"]["hter"] is None  # nan -> null, strict JSON
+    assert data["colorizer"]["lut"]["delta_e2000"] == 7.25
+    md = md_path.read_text()
+    assert "| run | demo |" in md
+    assert "| | psnr | colorfulness_ratio | delta_e2000 |" in md
+    assert "| lut | 22.0000 | n/a | 7.2500 |" in md
+    assert "| hter | n/a |" in md and "| notes | no real images |" in md
+    assert "```json" in md  # a section with deeper nesting is shown as JSON
