@@ -155,7 +155,7 @@ def test_table_streams_in_chunks(monkeypatch):
 
 
 def test_every_format_is_a_reporter_and_unknown_is_rejected():
-    for fmt in FORMATS[:4]:  # TEMP: html, sarif land next
+    for fmt in FORMATS:
         reporter = open_reporter(fmt, io.StringIO(), threshold=0.5)
         assert isinstance(reporter, Reporter)
         assert reporter.needs_thumbnails is (fmt == "html")
@@ -167,7 +167,7 @@ def test_reports_do_not_import_onnxruntime_or_torch():
     code = (
         "import io, sys\n"
         "from imgcheck.detector.reports import FORMATS, open_reporter\n"
-        "for f in FORMATS[:4]: open_reporter(f, io.StringIO(), threshold=0.5)\n"
+        "for f in FORMATS: open_reporter(f, io.StringIO(), threshold=0.5)\n"
         "bad = [m for m in ('onnxruntime', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

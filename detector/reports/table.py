@@ -59,8 +59,12 @@ class TableReporter:
         self._console.print(Text(head, style="dim"))
 
     def _table(self) -> Table:
-        fixed = sum(_WIDTHS.values()) + 3 * len(_WIDTHS) + 4
-        path_width = max(16, self._console.width - fixed - 12)
+        # Column widths are fixed so that separately printed chunks line up as one table.
+        # 7 columns: 1 space of padding each side (none at the outer edges), 1-space dividers.
+        columns = len(_WIDTHS) + 2
+        free = self._console.width - sum(_WIDTHS.values()) - (3 * columns - 3)
+        path_width = max(16, free * 3 // 5)
+        note_width = max(8, free - path_width)
         table = Table(
             box=box.SIMPLE_HEAD,
             show_header=not self._printed_header,
@@ -74,7 +78,7 @@ class TableReporter:
         table.add_column("verdict", width=_WIDTHS["verdict"])
         table.add_column("size", width=_WIDTHS["size"], justify="right")
         table.add_column("format", width=_WIDTHS["format"])
-        table.add_column("note", min_width=4, overflow="fold")
+        table.add_column("note", width=note_width, overflow="fold")
         return table
 
     def _flush(self) -> None:
