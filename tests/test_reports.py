@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -201,8 +202,31 @@ def test_atomic_output_leaves_no_file_on_error_or_interrupt(tmp_path: Path):
         assert list(tmp_path.iterdir()) == []
 
 
-def test_atomic_output_none_is_stdout(capsys):
+def test_atomic_output_none_is_stdout_as_utf8_without_newline_translation(capsys):
+    print("before")
     with atomic_output(None) as stream:
-        assert stream is sys.stdout
-        stream.write("hello\n")
-    assert capsys.readouterr().out == "hello\n"
+        stream.write("h\u00e9llo,\u732b\r\n")
+    print("after")
+    assert capsys.readouterr().out == "before\nh\u00e9llo,\u732b\r\nafter\n"
+    assert not sys.stdout.closed
+
+
+def test_atomic_output_stdout_bytes_match_file(tmp_path: Path):
+    code = (
+        "import io, sys\n"
+        "from pathlib import Path\n"
+        "from imgcheck.detector.reports import atomic_output, open_reporter\n"
+        "from imgcheck.detector.results import ScanResult, Status, Summary\n"
+        "for target in (None, Path(sys.argv[1])):\n"
+        "    with atomic_output(target) as s:\n"
+        "        r = open_reporter('csv', s, threshold=0.5)\n"
+        "        r.add(ScanResult('caf\u00e9 \u732b.jpg', Status.GRAYSCALE))\n"
+        "        r.finish(Summary())\n"
+    )
+    out = tmp_path / "r.csv"
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}  # a non-UTF-8 stdout
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(out)], capture_output=True, env=env, timeout=60, check=True
+    )
+    assert proc.stdout == out.read_bytes()
+    assert out.read_bytes().endswith("caf\u00e9 \u732b.jpg,grayscale,,n/a,,,,\r\n".encode())

@@ -9,6 +9,7 @@ target only when the whole report was written; on any exception the temporary fi
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import secrets
 import sys
@@ -30,15 +31,37 @@ def _create_temp(target: Path) -> tuple[Path, int]:
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path | None) -> Iterator[TextIO]:
-    """Yield a UTF-8 text stream for the report; `None` yields stdout (left open).
+def _stdout() -> Iterator[TextIO]:
+    """stdout for a report. A terminal gets `sys.stdout` itself (Rich detects it there). A pipe or
+    redirect gets a UTF-8, untranslated (``newline=""``) view of the same buffer, so
+    `imgcheck scan -f csv > out.csv` is the same bytes as ``-o out.csv`` even where the locale
+    encoding is not UTF-8 or newlines would be translated (Windows); `sys.stdout` itself is not
+    reconfigured."""
+    out = sys.stdout
+    buffer = getattr(out, "buffer", None)
+    if buffer is None or out.isatty():
+        yield out
+        out.flush()
+        return
+    out.flush()
+    stream = io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=True)
+    try:
+        yield stream
+    finally:
+        stream.flush()
+        stream.detach()  # leave sys.stdout's buffer open
 
-    The file is opened with ``newline=""`` so the CSV writer's RFC 4180 CRLF line ends are
+
+@contextlib.contextmanager
+def atomic_output(path: Path | None) -> Iterator[TextIO]:
+    """Yield a UTF-8 text stream for the report; `None` writes to stdout (left open).
+
+    Files are opened with ``newline=""`` so the CSV writer's RFC 4180 CRLF line ends are
     written as they are. The target appears (or is replaced) only if the block succeeds.
     """
     if path is None:
-        yield sys.stdout
-        sys.stdout.flush()
+        with _stdout() as stream:
+            yield stream
         return
     target = Path(path)
     tmp, fd = _create_temp(target)

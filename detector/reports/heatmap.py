@@ -4,8 +4,9 @@ The detector scores native-resolution crops of the *view* (the image resized by
 `view.working_size`), and each crop yields a coarse patch map of probabilities. To show a
 person *where* an image looks colorized, every map is stretched over its crop box, the crops are
 averaged where they overlap, and areas no crop saw stay transparent. The view is a resize of the
-whole image (possibly non-uniform for extreme aspect ratios), so resizing the view-sized layer to
-the thumbnail's size lines it up with the picture again.
+whole image (possibly non-uniform for extreme aspect ratios), so scaling the crop boxes from view
+to thumbnail size lines the layer up with the picture again; the layer is drawn at that small
+size directly (about 1 ms per flagged image instead of ~70 ms at view size).
 """
 
 from __future__ import annotations
@@ -67,19 +68,26 @@ def heat_values(
     patch_maps: Sequence[Any],
     boxes: Sequence[tuple[int, int, int, int]],
     view_size: tuple[int, int],
+    out_size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(h, w) mean probability over the view and the (h, w) mask of pixels any crop covered."""
+    """Mean probability per pixel and the mask of pixels any crop covered, shape (h, w).
+
+    Rendered directly at `out_size` (default: the view size) with the boxes scaled to it: a
+    thumbnail-sized layer costs a fraction of a millisecond, a 1024-pixel one tens of them.
+    """
     vw, vh = view_size
-    total = np.zeros((vh, vw), dtype=np.float32)
-    count = np.zeros((vh, vw), dtype=np.float32)
-    for pmap, (left, top, right, bottom) in zip(patch_maps, boxes, strict=False):
+    ow, oh = out_size or view_size
+    sx, sy = ow / vw, oh / vh
+    total = np.zeros((oh, ow), dtype=np.float32)
+    count = np.zeros((oh, ow), dtype=np.float32)
+    for pmap, box in zip(patch_maps, boxes, strict=False):
         arr = np.nan_to_num(np.asarray(pmap, dtype=np.float32), nan=0.0)
         arr = np.clip(np.squeeze(arr), 0.0, 1.0)
-        left, top = max(0, int(left)), max(0, int(top))
-        right, bottom = min(vw, int(right)), min(vh, int(bottom))
+        left, top = max(0, round(box[0] * sx)), max(0, round(box[1] * sy))
+        right, bottom = min(ow, round(box[2] * sx)), min(oh, round(box[3] * sy))
         if arr.ndim != 2 or arr.size == 0 or right <= left or bottom <= top:
             continue
-        # Bilinear upsampling of the coarse map to its crop box (a float "F" image keeps values).
+        # Bilinear resampling of the coarse map onto its box (a float "F" image keeps values).
         up = Image.fromarray(arr, "F").resize(
             (right - left, bottom - top), Image.Resampling.BILINEAR
         )
@@ -107,21 +115,20 @@ def heatmap_png(
     view_size: tuple[int, int] | None,
     size: tuple[int, int] | None = None,
 ) -> bytes | None:
-    """PNG bytes of the semi-transparent heat layer, resized to `size` (the thumbnail's).
+    """PNG bytes of the semi-transparent heat layer at `size` (the thumbnail's; default: the
+    view fitted into 160 pixels).
 
     Returns None when there is nothing to draw (no maps, no boxes, no view size).
     """
     if not patch_maps or not boxes or not view_size or min(view_size) <= 0:
         return None
-    values, covered = heat_values(patch_maps, boxes, view_size)
-    if not covered.any():
-        return None
-    layer = colourize(values, covered)
     if size is None:
         scale = min(1.0, 160 / max(view_size))
         size = (max(1, round(view_size[0] * scale)), max(1, round(view_size[1] * scale)))
-    if layer.size != size:
-        layer = layer.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    values, covered = heat_values(patch_maps, boxes, view_size, size)
+    if not covered.any():
+        return None
+    layer = colourize(values, covered)
     out = io.BytesIO()
-    layer.save(out, "PNG", optimize=True)
+    layer.save(out, "PNG")  # optimize=True: 2x the time for <1% smaller
     return out.getvalue()

@@ -14,6 +14,8 @@ on image assets next to code findings.
 - ``partialFingerprints`` are derived from rule and path, so alerts stay stable across runs and
   GitHub does not try to fingerprint binary files by their "lines".
 - Streamed: results are written as they come; the invocation and summary close the document.
+- GitHub accepts at most 25,000 results per run (and shows the 5,000 most severe); a scan with
+  more flagged images than that is better gated on the exit code and read in csv/html.
 """
 
 from __future__ import annotations
