@@ -146,6 +146,11 @@ def binary_report(labels: Any, scores: Any, threshold: float) -> dict[str, Any]:
         notes.append(
             "no colorized images: acc_fake, hter, auc, ap and tpr_at_fpr are undefined (nan)"
         )
+    for fpr, key in ((0.01, "tpr_at_fpr1"), (0.05, "tpr_at_fpr5")):
+        if 0 < n_real < round(1 / fpr) and n_fake:
+            notes.append(
+                f"fewer than {round(1 / fpr)} real images: {key} is the TPR at zero false positives"
+            )
     flagged = s >= threshold
     acc_real = float(np.mean(~flagged[~y])) if n_real else math.nan
     acc_fake = float(np.mean(flagged[y])) if n_fake else math.nan

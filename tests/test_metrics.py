@@ -120,7 +120,12 @@ def test_tpr_at_fpr_and_report_against_counts() -> None:
     assert r["auc"] == pytest.approx(_auc_pairs(labels, scores))
     assert r["tpr_at_fpr1"] == pytest.approx(1 / 4)
     assert (r["n_real"], r["n_fake"], r["threshold"]) == (5, 4, 0.45)
-    assert r["notes"] == []
+    # 5 real images: the 1 % and 5 % operating points are both "zero false positives".
+    assert len(r["notes"]) == 2 and all("zero false positives" in n for n in r["notes"])
+    big = binary_report(
+        np.r_[np.zeros(100), np.ones(3)], np.r_[np.linspace(0, 0.5, 100), [0.9] * 3], 0.5
+    )
+    assert big["notes"] == []
     # score == threshold counts as colorized.
     assert binary_report([1], [0.45], 0.45)["acc_fake"] == 1.0
 
