@@ -78,7 +78,8 @@ def _to_8bit_grey(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB as a viewer shows it (see the module doc); a no-op for RGB."""
     if im.mode == "RGB":
         return im
     if im.mode.startswith("I") or im.mode == "F":
@@ -92,6 +93,9 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return im.convert("RGB")
+
+
+_to_rgb = to_rgb  # kept: colorize imported the private name first
 
 
 def is_grey_rgb(image: Image.Image, tolerance: int = GREY_TOLERANCE) -> bool:
@@ -182,7 +186,7 @@ def _decode_open(
         im.load()
         upright = ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
         grey = mode in _GREY_MODES
-        rgb = _to_rgb(upright)
+        rgb = to_rgb(upright)
         if not grey:
             grey = is_grey_rgb(rgb, grey_tolerance)
         return Decoded(rgb, size[0], size[1], fmt, grey, mode, frames)

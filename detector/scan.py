@@ -1,0 +1,342 @@
+"""The scan pipeline: paths -> parallel decode and views -> batched detector -> ordered results.
+
+Streaming by construction, so memory stays flat whatever the folder size:
+- paths come lazily from `inputs.iter_inputs` (never a full file list);
+- at most `window` images are in flight (decoded or being decoded): the main thread submits a
+  new decode only when it takes a finished one, the semaphore pattern without `Executor.map`
+  (which would consume a million-path iterator up front on Python < 3.14);
+- results leave in input order as soon as their batch ran, so reports are deterministic and
+  are written while the scan goes on.
+
+Decoding and cropping run in threads (Pillow releases the GIL while decoding and resizing;
+JPEGs decode at a DCT draft scale when the view downsizes anyway); inference runs in the main
+thread (ONNX Runtime releases the GIL too), one session call per batch of `batch_size` images.
+Per-file problems become rows (status error), never exceptions; model problems raise
+`ModelError` from the constructor, before the first image.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image
+
+from imgcheck.detector import view as view_mod
+from imgcheck.detector.decode import DEFAULT_MAX_PIXELS, Decoded, decode
+from imgcheck.detector.inputs import InputItem, iter_inputs
+from imgcheck.detector.models import ModelInfo, resolve
+from imgcheck.detector.results import ScanResult, Status, Verdict
+from imgcheck.detector.session import Device, ModelError, active_provider, create_session
+from imgcheck.detector.view import ViewSpec
+
+_BOX = Image.Resampling.BOX  # the same resampling choice as view.make_views
+_BICUBIC = Image.Resampling.BICUBIC
+DEFAULT_BATCH_SIZE = 8  # images per inference call (each is `ViewSpec.count` crops)
+DEFAULT_THRESHOLD = 0.5  # only for a model that ships without a calibrated one
+
+
+def default_workers() -> int:
+    """Decode threads: one per core, capped (more threads than cores only add contention)."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def parse_view(text: str, base: ViewSpec | None = None) -> ViewSpec:
+    """`--view`: a JSON object, or `key=value` pairs overriding `base` (`grid=3,crop=192`)."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"--view is not valid JSON: {exc}") from exc
+    else:
+        data = dict((base or ViewSpec()).to_dict())
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep or key.strip() not in data:
+                raise ValueError(f"--view expects key=value with keys {', '.join(data)}: {part!r}")
+            key = key.strip()
+            data[key] = value.strip() if key == "mode" else int(value)
+    if not isinstance(data, dict):
+        raise ValueError("--view must be a JSON object or key=value pairs")
+    return _checked_view(data)
+
+
+def _checked_view(data: dict[str, Any]) -> ViewSpec:
+    spec = ViewSpec.from_dict(data)
+    if spec.crop < 32 or spec.grid < 1 or spec.max_side < spec.crop:
+        raise ValueError(f"invalid view {spec}: needs crop >= 32, grid >= 1, max_side >= crop")
+    return spec
+
+
+@dataclass
+class _Prepared:
+    """What a worker thread hands back for one input: a finished row, or crops to score."""
+
+    result: ScanResult
+    crops: np.ndarray | None = None  # (K, crop, crop, 3) uint8 when the detector must run
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+
+class Scanner:
+    """A loaded detector plus scan settings; `run(items)` streams one ScanResult per input.
+
+    Construct it first (it raises `ModelError` for a missing, corrupt or wrong model, and for
+    `device=cuda` where CUDA is not really active), then read `provider`, `threshold`,
+    `spec` and `warnings` for the report header, then iterate `run`.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        device: Device | str = Device.AUTO,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        workers: int | None = None,
+        threshold: float | None = None,
+        view: ViewSpec | dict[str, Any] | str | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        thumbnails: bool = False,
+        variant: str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.batch_size = batch_size
+        self.workers = workers if workers and workers > 0 else default_workers()
+        self.max_pixels = max_pixels
+        self.thumbnails = thumbnails
+        self.warnings: list[str] = []
+        device = Device(device)
+        self.info: ModelInfo = resolve("detector", Path(model) if model else None, variant)
+        self.session = create_session(self.info.path, device)
+        self.provider = active_provider(self.session)
+        self._check_device(device)
+        self._check_signature()
+        try:
+            base = _checked_view(self.info.view) if self.info.view else ViewSpec()
+            if isinstance(view, str):
+                self.spec = parse_view(view, base)
+            elif isinstance(view, dict):
+                self.spec = _checked_view(view)
+            else:
+                self.spec = view or base
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"bad detector view: {exc}") from exc
+        if threshold is not None:
+            self.threshold = float(threshold)
+        elif self.info.threshold is not None:
+            self.threshold = float(self.info.threshold)
+        else:
+            self.threshold = DEFAULT_THRESHOLD
+            self.warnings.append(
+                f"the model has no calibrated threshold; using {DEFAULT_THRESHOLD}"
+            )
+        # Enough work in flight to keep every worker busy while a batch is being scored.
+        self.window = max(2 * self.workers, self.batch_size + self.workers)
+
+    @property
+    def model_name(self) -> str:
+        return str(self.info.path)
+
+    def _check_device(self, device: Device) -> None:
+        from imgcheck.detector.session import available_providers
+
+        cuda_available = "CUDAExecutionProvider" in available_providers()
+        if self.provider == "cuda":
+            return
+        if device is Device.CUDA:
+            raise ModelError(
+                "--device cuda was asked for, but ONNX Runtime could not start CUDA and fell "
+                "back to CPU (check the CUDA/cuDNN libraries onnxruntime-gpu needs), or use "
+                "--device cpu"
+            )
+        if device is Device.AUTO and cuda_available:
+            self.warnings.append("CUDA is installed but could not be started: running on CPU")
+
+    def _check_signature(self) -> None:
+        inputs = self.session.get_inputs()
+        outputs = [o.name for o in self.session.get_outputs()]
+        if (
+            len(inputs) != 1
+            or inputs[0].type != "tensor(uint8)"
+            or len(inputs[0].shape) != 4
+            or "score" not in outputs
+        ):
+            got = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)
+            raise ModelError(
+                f"{self.info.path} is not an imgcheck detector: expected one input uint8 "
+                f"[N, H, W, 3] and an output 'score', got inputs {got} and outputs "
+                f"{', '.join(outputs)}"
+            )
+        self._input = inputs[0].name
+        self._outputs = ["score"] + (["patch_map"] if "patch_map" in outputs else [])
+
+    # -- worker thread -------------------------------------------------------------------
+
+    def prepare(self, item: InputItem) -> _Prepared:
+        """Decode one input and cut its views; any failure becomes an error row."""
+        if item.error is not None:
+            return _Prepared(ScanResult(item.path, Status.ERROR, error=item.error))
+        try:
+            spec = self.spec
+            decoded = decode(
+                item.path,
+                max_pixels=self.max_pixels,
+                draft_scale=lambda w, h: view_mod.draft_scale(w, h, spec),
+            )
+            if not isinstance(decoded, Decoded):
+                return _Prepared(
+                    ScanResult(
+                        item.path,
+                        Status.ERROR,
+                        width=decoded.width,
+                        height=decoded.height,
+                        format=decoded.format,
+                        error=decoded.error,
+                    )
+                )
+            result = ScanResult(
+                item.path,
+                Status.GRAYSCALE if decoded.grayscale else Status.OK,
+                width=decoded.width,
+                height=decoded.height,
+                format=decoded.format,
+            )
+            if self.thumbnails:
+                from imgcheck.detector.reports import make_thumbnail
+
+                result.thumbnail = make_thumbnail(decoded.image)
+            if decoded.grayscale:
+                return _Prepared(result)
+            # The view geometry comes from the full-resolution size, exactly as in calibration,
+            # even when the JPEG was decoded at a draft scale (which can round a side by 1 px).
+            target = view_mod.working_size(decoded.width, decoded.height, spec)
+            image = decoded.image
+            if image.size != target:
+                shrink = target[0] <= image.size[0]
+                image = image.resize(target, _BOX if shrink else _BICUBIC)
+            crops, boxes = view_mod.make_views(image, spec)
+            result.view_size = target
+            return _Prepared(result, crops, boxes)
+        except Exception as exc:  # a bug for one odd file must not end a million-file scan
+            message = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
+            return _Prepared(ScanResult(item.path, Status.ERROR, error=message))
+
+    # -- main thread ---------------------------------------------------------------------
+
+    def _score(self, batch: list[_Prepared]) -> None:
+        crops = np.concatenate([p.crops for p in batch if p.crops is not None])
+        try:
+            outs = self.session.run(self._outputs, {self._input: crops})
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"the detector failed on a batch of {len(crops)} crops: {first}"
+            ) from exc
+        scores = np.asarray(outs[0], dtype=np.float32).reshape(-1)
+        maps = np.asarray(outs[1], dtype=np.float32) if len(outs) > 1 else None
+        if scores.shape[0] != crops.shape[0]:
+            raise ModelError(
+                f"the detector returned {scores.shape[0]} scores for {crops.shape[0]} crops"
+            )
+        start = 0
+        for prep in batch:
+            if prep.crops is None:
+                continue
+            end = start + len(prep.crops)
+            result = prep.result
+            score = view_mod.aggregate(scores[start:end])
+            if math.isnan(score):
+                result.status = Status.ERROR
+                result.error = "the detector returned a non-finite score"
+            else:
+                result.score = score
+                result.verdict = Verdict.COLORIZED if score >= self.threshold else Verdict.REAL
+                result.boxes = list(prep.boxes)
+                if maps is not None:
+                    result.patch_maps = [m.copy() for m in maps[start:end]]
+            prep.crops = None  # free the pixels as soon as they are scored
+            start = end
+
+    def run(self, items: Iterable[InputItem]) -> Iterator[ScanResult]:
+        """Stream results in input order (see the module doc for the memory bound)."""
+        source = iter(items)
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="imgcheck-decode")
+        inflight: deque[Future[_Prepared]] = deque()
+        ready: deque[_Prepared] = deque()  # taken from workers, in order, awaiting the batch
+        waiting = 0  # how many in `ready` still need the detector
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(inflight) < self.window:
+                    item = next(source, None)
+                    if item is None:
+                        exhausted = True
+                    else:
+                        inflight.append(pool.submit(self.prepare, item))
+                if not inflight and not ready:
+                    return
+                if inflight:
+                    prep = inflight.popleft().result()
+                    ready.append(prep)
+                    waiting += prep.crops is not None
+                # Score when the batch is full, when nothing else will come, or when rows that
+                # need no detector pile up behind a partial batch (keeps `ready` bounded).
+                if waiting and (
+                    waiting >= self.batch_size or not inflight or len(ready) >= self.window
+                ):
+                    self._score(list(ready))
+                    waiting = 0
+                while ready and (ready[0].crops is None):
+                    yield ready.popleft().result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def scan(
+    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    *,
+    model: str | os.PathLike[str] | None = None,
+    device: Device | str = "auto",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int | None = None,
+    threshold: float | None = None,
+    recursive: bool = True,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    thumbnails: bool = False,
+    view: ViewSpec | dict[str, Any] | str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    stdin: IO[Any] | None = None,
+) -> Iterator[ScanResult]:
+    """Scan files, folders, globs (or `-` for stdin) and yield one ScanResult per image.
+
+    The model loads here, so a bad model raises `ModelError` at the call, not on the first
+    `next()`. Results stream in input order; `path` is the path as found (a non-UTF-8 name is
+    a `str` with surrogate escapes that opens the file; reports escape it for display).
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]  # scan("photos") means the folder, not its letters
+    scanner = Scanner(
+        model,
+        device,
+        batch_size=batch_size,
+        workers=workers,
+        threshold=threshold,
+        view=view,
+        max_pixels=max_pixels,
+        thumbnails=thumbnails,
+    )
+    items = iter_inputs(paths, recursive=recursive, include=include, exclude=exclude, stdin=stdin)
+    return scanner.run(items)
+
+
+__all__ = ["DEFAULT_BATCH_SIZE", "Scanner", "parse_view", "scan"]
