@@ -38,12 +38,14 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _check_inputs(real: list[Path], fake: list[Path]) -> None:
+    import glob
+
     for option, paths in (("--real", real), ("--fake", fake)):
         for path in paths:
-            if not path.exists():
+            if not path.exists() and not (glob.has_magic(str(path)) and glob.glob(str(path))):
                 raise _fail(f"{option} path not found: {path}")
-    real_dirs = [p.resolve() for p in real]
-    for f in (p.resolve() for p in fake):
+    real_dirs = [p.resolve() for p in real if p.exists()]
+    for f in (p.resolve() for p in fake if p.exists()):
         for r in real_dirs:
             if f == r or f in r.parents or r in f.parents:
                 raise _fail(

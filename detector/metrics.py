@@ -24,6 +24,7 @@ __all__ = [
     "binary_report",
     "roc_auc",
     "threshold_for_fpr",
+    "threshold_rule",
     "tpr_at_fpr",
 ]
 
@@ -112,6 +113,15 @@ def threshold_for_fpr(real_scores: Any, fpr: float) -> float:
         return float(s.min())
     desc = np.sort(s)[::-1]
     return float(np.nextafter(desc[k], np.inf))
+
+
+def threshold_rule(fpr: float, n_real: int) -> str:
+    """The one-line description of `threshold_for_fpr` stored as `threshold_rule` in final.pt and
+    the manifest, so the model card says exactly how its threshold was chosen."""
+    return (
+        f"threshold_for_fpr: smallest t with at most {fpr:g} of {n_real} validation real images "
+        "scoring >= t (k = floor(fpr * n) false positives allowed; score >= t means colorized)"
+    )
 
 
 def tpr_at_fpr(labels: Any, scores: Any, fpr: float) -> float:

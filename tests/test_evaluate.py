@@ -120,6 +120,16 @@ def test_cli_table_output(dataset) -> None:
     assert "4 scored, 1 grayscale, 1 error" in out
 
 
+def test_globs_are_accepted(dataset) -> None:
+    res = _run("--real", str(dataset["real"] / "r*.png"), "--fake", str(dataset["fake"] / "*.png"),
+               "--model", str(dataset["model"]), "-f", "json")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    # The glob leaves out the grey and the broken file of the real folder.
+    assert json.loads(res.stdout)["counts"]["real"] == {"ok": 4, "grayscale": 0, "error": 0}
+    res = _run("--real", str(dataset["real"] / "x*.png"), "--fake", str(dataset["fake"]))
+    assert res.exit_code == 2 and "not found" in res.stderr
+
+
 def test_bare_onnx_model_file_is_accepted(dataset) -> None:
     onnx_file = write_detector(dataset["root"] / "det.onnx", threshold=0.3)
     res = _run("--real", str(dataset["real"]), "--fake", str(dataset["fake"]),

@@ -12,6 +12,7 @@ from imgcheck.detector.metrics import (
     binary_report,
     roc_auc,
     threshold_for_fpr,
+    threshold_rule,
     tpr_at_fpr,
 )
 
@@ -102,6 +103,7 @@ def test_threshold_for_fpr_exact_rule() -> None:
     t = threshold_for_fpr(real, 0.05)
     assert 0.94 < t <= 0.95 and np.sum(real >= t) == 5
     assert threshold_for_fpr(real, 0.0) > 0.99
+    assert "0.05 of 100" in threshold_rule(0.05, 100)
 
 
 def test_tpr_at_fpr_and_report_against_counts() -> None:
