@@ -121,3 +121,13 @@ def test_write_report_json_and_markdown(tmp_path) -> None:
     assert "| lut | 22.0000 | n/a | 7.2500 |" in md
     assert "| hter | n/a |" in md and "| notes | no real images |" in md
     assert "```json" in md  # a section with deeper nesting is shown as JSON
+
+
+def test_markdown_moves_per_row_lists_below_the_table(tmp_path) -> None:
+    note = "fewer than 100 real images"
+    report = {
+        "detector": {"gan": {"auc": 0.9, "notes": [note]}, "knn": {"auc": 0.7, "notes": [note]}}
+    }
+    md = write_report(tmp_path, report)[1].read_text()
+    assert "| | auc |" in md and "| gan | 0.9000 |" in md
+    assert f"- notes: {note} (gan, knn)" in md

@@ -252,7 +252,7 @@ def _markdown(report: Mapping[str, Any], title: str) -> str:
         ):
             cols: list[str] = []
             for sub in section.values():
-                cols += [k for k in sub if k not in cols]
+                cols += [k for k in sub if k not in cols and not isinstance(sub[k], list)]
             lines += [
                 "| | " + " | ".join(_cell(c) for c in cols) + " |",
                 "|---" * (len(cols) + 1) + "|",
@@ -261,6 +261,18 @@ def _markdown(report: Mapping[str, Any], title: str) -> str:
                 lines.append(
                     f"| {_cell(row_name)} | " + " | ".join(_cell(sub.get(c)) for c in cols) + " |"
                 )
+            # List values (e.g. notes) would make the table unreadable: one bullet per distinct
+            # item, naming the rows it applies to.
+            listed: dict[tuple[str, str], list[str]] = {}
+            for row_name, sub in section.items():
+                for key, value in sub.items():
+                    for item in value if isinstance(value, list) else []:
+                        listed.setdefault((key, _cell(item)), []).append(str(row_name))
+            if listed:
+                lines.append("")
+                lines += [
+                    f"- {k}: {item} ({', '.join(rows)})" for (k, item), rows in listed.items()
+                ]
         else:
             lines += ["```json", json.dumps(section, indent=2), "```"]
         lines.append("")
