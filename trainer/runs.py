@@ -1,0 +1,134 @@
+"""The run folder (docs/ARCHITECTURE.md): paths, atomic writes, metrics log, resume state.
+
+Every file a later step reads (checkpoints, config.json, split.json, final.pt) is written to a
+temporary name, fsynced and `os.replace`d, so a run killed at any instant (kill -9, a lost
+spot instance) leaves either the old file or the new one, never a torn one. `--resume` then
+restarts from `checkpoints/last.pt`, which holds everything the next step depends on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import imgcheck
+
+
+class RunDir:
+    """Paths of one run folder; creating it is separate so that non-writing ranks never touch it."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.config = self.root / "config.json"
+        self.metrics = self.root / "metrics.jsonl"
+        self.split = self.root / "split.json"
+        self.checkpoints = self.root / "checkpoints"
+        self.last = self.checkpoints / "last.pt"
+        self.final = self.checkpoints / "final.pt"
+        self.samples = self.root / "samples"
+
+    def create(self) -> None:
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.samples.mkdir(parents=True, exist_ok=True)
+
+    def sample_path(self, epoch: int) -> Path:
+        return self.samples / f"epoch_{epoch:03d}.png"
+
+
+def _replace_atomically(path: Path, write: Any) -> None:
+    """Write through `write(file)` to a temporary sibling, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    _replace_atomically(path, lambda f: torch.save(obj, f))
+
+
+def save_json(obj: Any, path: Path) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    _replace_atomically(path, lambda f: f.write(text.encode()))
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    # Checkpoints hold only tensors and plain Python values, so the safe loader reads them.
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON object per line, flushed at once so `tail -f` follows the run.
+
+    The byte offset goes into each checkpoint; resuming truncates the file back to it, so the
+    lines logged after the checkpoint (and lost with the crash) are not duplicated.
+    """
+
+    def __init__(self, path: Path, truncate_to: int | None = None) -> None:
+        self.path = path
+        if truncate_to is not None and path.exists():
+            with open(path, "r+b") as f:
+                f.truncate(truncate_to)
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+
+    def log(self, row: dict[str, Any]) -> None:
+        self._file.write(json.dumps(row, allow_nan=True) + "\n")
+        self._file.flush()
+
+    def offset(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def rng_state() -> dict[str, Any]:
+    """Global RNG states as plain values (numpy's key array as a list: loadable weights_only)."""
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": [kind, key.tolist(), pos, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    kind, key, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.array(key, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def versions() -> dict[str, str]:
+    """Saved with the config: what produced this run."""
+    import PIL
+
+    return {
+        "imgcheck": imgcheck.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,650 @@
+"""The training loop: L1 pre-training, adversarial training, then the classifier phase.
+
+One readable loop over three phases (nanoGPT-style), with the whole run state in one checkpoint:
+
+1. `l1`: the U-Net learns L -> ab with L1 only. That generator is kept (`generator_l1`) and
+   reported beside the GAN one, because L1 alone is the honest baseline a GAN must beat.
+2. `gan`: pix2pix. D step on `fake.detach()` (positive = colorized), then G step with
+   GAN + lambda_l1 * L1 + lambda_chroma * chroma matching. Against the sepia collapse (L1's
+   optimum under colour ambiguity is the desaturated median) we match, per image, the sorted
+   chroma magnitudes |ab| of the output to those of the photo: the 1-D Wasserstein distance
+   between the two chroma distributions. It asks for "as much colour, in as many pixels, as
+   the photo has" without dictating which hue, so it does not fight the L1 term on ambiguous
+   hues the way a per-pixel saturated-pixel re-weighting does.
+3. `cls`: the discriminator becomes the detector. It is trained on whole-image logits (the mean
+   patch logit, exactly the deployed score) of real crops vs crops of the same photos colorized
+   through `pipeline.colorize_full` by frozen generator snapshots (end of L1, mid GAN, final GAN)
+   and non-GAN baselines, with identical degradations on both classes (see `data.degrade`).
+
+Then, on the validation split, the detector view (`make_views` + `aggregate` over
+`pipeline.detect`) scores every photo, the threshold is set so that at most `fpr` of the real
+photos are flagged, and report.json/report.md and `checkpoints/final.pt` are written.
+
+Resuming: the checkpoint holds models, optimizers, phase/epoch/batch position, step, snapshots,
+RNG states and the metrics.jsonl offset; data randomness is a function of (seed, phase, epoch,
+index), so the steps after a resume are the steps an uninterrupted run would have taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from PIL import Image
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+import imgcheck
+from imgcheck.detector.metrics import binary_report, threshold_for_fpr
+from imgcheck.detector.view import ViewSpec, aggregate, make_views
+from imgcheck.trainer import baselines, report
+from imgcheck.trainer.colour import rgb_to_lab_normalized
+from imgcheck.trainer.config import PHASES, RUNTIME_FIELDS, TrainConfig, TrainError
+from imgcheck.trainer.data import (
+    ClassifierPairs,
+    Colorizer,
+    ColourCrops,
+    EpochSampler,
+    Split,
+    build_split,
+    load_rgb,
+    to_image,
+    to_tensor,
+    worker_init,
+)
+from imgcheck.trainer.nets import (
+    ColorizerConfig,
+    DiscriminatorConfig,
+    PatchDiscriminator,
+    UNetColorizer,
+)
+from imgcheck.trainer.pipeline import colorize_full, detect
+from imgcheck.trainer.runs import (
+    MetricsLog,
+    RunDir,
+    load_checkpoint,
+    load_json,
+    rng_state,
+    save_json,
+    save_torch,
+    set_rng_state,
+    versions,
+)
+
+VAL_LOSS_IMAGES = 32  # validation photos in the per-epoch val_l1 (fixed, first by path)
+BASELINE_FIT_IMAGES = 256  # training photos the baseline colorizers are fitted on
+
+
+# --------------------------------------------------------------------------- devices
+
+
+@dataclass
+class Env:
+    """Where this process runs: device, DDP rank and world size."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast on CUDA (no loss scaler needed); plain fp32 on CPU."""
+        return (
+            torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
+        )
+
+    def put(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.cuda and x.dim() == 4 else x
+
+
+def setup_env(device: str) -> Env:
+    """Pick the device; join the process group when started by torchrun (WORLD_SIZE > 1)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda: no CUDA device is visible to torch")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local = 0, 0
+    if world > 1:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if use_cuda:
+            torch.cuda.set_device(local)
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+        rank = dist.get_rank()
+    if use_cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return Env(torch.device("cuda", local) if use_cuda else torch.device("cpu"), rank, world)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def l1_step(G: nn.Module, opt: torch.optim.Optimizer, lab: torch.Tensor, env: Env) -> dict:
+    """Phase 1: plain L1 on normalised ab."""
+    L, ab = lab[:, :1], lab[:, 1:]
+    with env.autocast():
+        fake = G(L)
+    loss = F.l1_loss(fake.float(), ab)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss_l1": loss.detach()}
+
+
+def chroma_matching(fake_ab: torch.Tensor, real_ab: torch.Tensor) -> torch.Tensor:
+    """Mean |sorted chroma(fake) - sorted chroma(real)| per image: W1 between chroma histograms."""
+    cf = fake_ab.pow(2).sum(1).add(1e-6).sqrt().flatten(1).sort(dim=1).values
+    cr = real_ab.pow(2).sum(1).add(1e-6).sqrt().flatten(1).sort(dim=1).values
+    return (cf - cr).abs().mean()
+
+
+def gan_step(
+    G: nn.Module,
+    D: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    lab: torch.Tensor,
+    cfg: TrainConfig,
+    env: Env,
+) -> dict:
+    """Phase 2: pix2pix. Real and fake go through D in one batch (one DDP forward per step)."""
+    L, ab = lab[:, :1], lab[:, 1:]
+    with env.autocast():
+        fake = G(L).float()
+        logits = D(torch.cat([lab, torch.cat([L, fake.detach()], 1)])).float()
+    real_logits, fake_logits = logits.chunk(2)
+    loss_d = 0.5 * (
+        F.binary_cross_entropy_with_logits(real_logits, torch.zeros_like(real_logits))
+        + F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    )
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+
+    # G step through the bare D with frozen weights: no D gradients, no DDP hook on D.
+    bare_d = unwrap(D)
+    bare_d.requires_grad_(False)
+    with env.autocast():
+        g_logits = bare_d(torch.cat([L, fake], 1)).float()
+    bare_d.requires_grad_(True)
+    loss_gan = F.binary_cross_entropy_with_logits(g_logits, torch.zeros_like(g_logits))
+    loss_l1 = F.l1_loss(fake, ab)
+    loss_chroma = chroma_matching(fake, ab)
+    loss_g = loss_gan + cfg.lambda_l1 * loss_l1 + cfg.lambda_chroma * loss_chroma
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {
+        "loss_d": loss_d.detach(),
+        "loss_gan": loss_gan.detach(),
+        "loss_l1": loss_l1.detach(),
+        "loss_chroma": loss_chroma.detach(),
+    }
+
+
+def cls_step(D: nn.Module, opt: torch.optim.Optimizer, pairs: torch.Tensor, env: Env) -> dict:
+    """Phase 3: BCE on the image logit (mean patch logit, the deployed score); 1 = colorized."""
+    x = pairs.flatten(
+        0, 2
+    )  # (B, crops, 2, 3, c, c) -> (B * crops * 2, 3, c, c), real/fake alternate
+    labels = (torch.arange(x.shape[0], device=x.device) % 2).float()
+    lab = rgb_to_lab_normalized(x.float() / 255.0)
+    with env.autocast():
+        logits = PatchDiscriminator.image_logit(D(lab)).float()
+    loss = F.binary_cross_entropy_with_logits(logits, labels)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    acc = ((logits > 0).float() == labels).float().mean()
+    return {"loss_cls": loss.detach(), "acc": acc.detach()}
+
+
+# --------------------------------------------------------------------------- colorizers
+
+
+def frozen_generator(state: dict[str, torch.Tensor], gcfg: ColorizerConfig) -> UNetColorizer:
+    G = UNetColorizer(gcfg)
+    G.load_state_dict(state)
+    return G.eval().requires_grad_(False)
+
+
+def build_colorizers(
+    names: list[str],
+    snapshots: dict[str, dict[str, torch.Tensor]],
+    gcfg: ColorizerConfig,
+    cfg: TrainConfig,
+    photos: Callable[[], list[torch.Tensor]],
+) -> dict[str, Colorizer]:
+    """Name -> CPU colorizer: generator snapshots via the deployed `colorize_full`, or baselines.
+
+    Names that are not available (e.g. `gan_mid` when there is one GAN epoch) are left out.
+    `photos` is called only if a baseline needs fitting (training photos, never validation).
+    """
+    out: dict[str, Colorizer] = {}
+    for name in names:
+        if name in snapshots:
+            G = frozen_generator(snapshots[name], gcfg)
+            out[name] = functools.partial(colorize_full, G, work_size=cfg.work_size)
+        elif name in baselines.TRAINING or name in baselines.EVAL_ONLY:
+            out[name] = baselines.build_baseline(name, photos(), cfg.work_size, cfg.seed)
+    return out
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def image_score(D: nn.Module, image: Image.Image, spec: ViewSpec, env: Env) -> float:
+    """One photo's detector score exactly as scan computes it: view crops -> detect -> aggregate."""
+    crops, _ = make_views(image, spec)
+    x = env.put(torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0)
+    with env.autocast():
+        scores, _ = detect(D, x)
+    return aggregate(scores.float().cpu().numpy())
+
+
+@torch.no_grad()
+def val_l1(G: nn.Module, images: torch.Tensor, env: Env) -> float:
+    """L1 on normalised ab of fixed validation photos squashed to work_size (as deployed)."""
+    total = 0.0
+    for batch in images.split(8):
+        lab = rgb_to_lab_normalized(env.put(batch).float() / 255.0)
+        with env.autocast():
+            fake = G(lab[:, :1]).float()
+        total += F.l1_loss(fake, lab[:, 1:], reduction="sum").item() / fake[0].numel()
+    return total / len(images)
+
+
+@torch.no_grad()
+def write_grid(
+    G: nn.Module, photos: list[torch.Tensor], path: Path, cfg: TrainConfig, env: Env
+) -> None:
+    """samples/epoch_XXX.png: original | grayscale | colorized (deployed path) per fixed val photo."""
+    rows = []
+    for rgb in photos:
+        rgb01 = env.put(rgb[None]).float() / 255.0
+        with env.autocast():
+            out = colorize_full(G, rgb01, cfg.work_size).float()
+        rows.append((rgb01[0], report.grayscale(rgb01)[0], out[0]))
+    if rows:
+        report.comparison_grid(rows, path)
+
+
+def evaluate(
+    cfg: TrainConfig,
+    split: Split,
+    D: nn.Module,
+    colorizers: dict[str, Colorizer],
+    env: Env,
+    console: Console,
+) -> dict[str, Any]:
+    """Calibrate the threshold on real validation photos, then score every colorizer's fakes."""
+    spec = view_spec(cfg)
+    paths = split.paths("val")
+    if not paths:
+        raise TrainError("the validation split is empty: raise --val-percent or add photos")
+    D = unwrap(D).eval()
+    real_scores = np.array([image_score(D, load_rgb(p, cfg.max_side), spec, env) for p in paths])
+    threshold = threshold_for_fpr(real_scores, cfg.fpr)
+    notes = []
+    if threshold > 1.0:  # a real photo scored exactly 1.0: no probability threshold can spare it
+        threshold = 1.0
+        notes.append("a real validation photo scored 1.0; threshold capped at 1.0")
+    rule = (
+        f"score >= threshold means colorized; threshold = the smallest value that flags at most "
+        f"{cfg.fpr:.2%} of the {len(paths)} real validation photos (view {spec.mode} "
+        f"{spec.grid}x{spec.grid}, crop {spec.crop}, max_side {spec.max_side})"
+    )
+    detector, colorizer = {}, {}
+    for name, fn in colorizers.items():
+        t0 = time.time()
+        fake_scores: list[float] = []
+
+        def colorize_and_score(
+            rgb: torch.Tensor, fn: Colorizer = fn, fake_scores: list[float] = fake_scores
+        ) -> torch.Tensor:
+            out = fn(rgb)
+            fake_scores.append(image_score(D, to_image(out[0]), spec, env))
+            return out
+
+        photos = (to_tensor(load_rgb(p, cfg.max_side)).float() / 255.0 for p in paths)
+        colorizer[name] = report.evaluate_colorizer(colorize_and_score, photos)
+        labels = np.r_[np.zeros(len(real_scores)), np.ones(len(fake_scores))]
+        detector[name] = binary_report(labels, np.r_[real_scores, fake_scores], threshold)
+        detector[name]["trained_on"] = name in cfg.sources("cls_sources")
+        console.print(
+            f"eval {name}: AUC {detector[name]['auc']:.3f}, flagged "
+            f"{detector[name]['acc_fake']:.1%}, PSNR {colorizer[name]['psnr']:.2f}, "
+            f"colourfulness {colorizer[name]['colorfulness']:.1f} ({time.time() - t0:.0f} s)"
+        )
+    return {
+        "threshold": {
+            "value": threshold,
+            "rule": rule,
+            "fpr_target": cfg.fpr,
+            "n_real": len(paths),
+            "real_flagged": float(np.mean(real_scores >= threshold)),
+            "notes": notes,
+        },
+        "detector": detector,
+        "colorizer": colorizer,
+    }
+
+
+def view_spec(cfg: TrainConfig) -> ViewSpec:
+    return ViewSpec(mode="grid", max_side=cfg.max_side, crop=cfg.cls_crop, grid=cfg.view_grid)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _progress(console: Console, enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not (enabled and console.is_interactive),
+    )
+
+
+def _start(cfg: TrainConfig, run: RunDir, env: Env, console: Console) -> tuple:
+    """Fresh run: split, config.json; resume: the saved config, split and checkpoint."""
+    if run.last.exists():
+        if not cfg.resume:
+            raise TrainError(
+                f"{run.root} already holds a run: add --resume to continue it, or pick a new --out"
+            )
+        saved = TrainConfig.from_dict(load_json(run.config)["config"])
+        for name in RUNTIME_FIELDS:
+            setattr(saved, name, getattr(cfg, name))
+        split = Split.from_dict(load_json(run.split))
+        state = load_checkpoint(run.last)
+        if env.main:
+            console.print(f"resuming {run.root} at step {state['step']} ({state['position']})")
+        return saved, split, state
+    if env.main:
+        if cfg.resume:
+            console.print(f"nothing to resume in {run.root}: starting a new run")
+        split = build_split(cfg.data, cfg.val_percent, cfg.max_images, cfg.max_side, cfg.workers)
+        run.create()
+        save_json(split.to_dict(), run.split)
+        save_json({"config": cfg.to_dict(), "versions": versions()}, run.config)
+        run.metrics.unlink(missing_ok=True)
+    if env.world > 1:
+        dist.barrier()
+    return cfg, Split.from_dict(load_json(run.split)), None
+
+
+def train(cfg: TrainConfig, console: Console | None = None) -> Path:
+    """Run (or resume) a training run; returns the run folder. Raises TrainError for user errors."""
+    cfg.validate()
+    bad = [s for s in cfg.sources("cls_sources") if s in baselines.EVAL_ONLY]
+    if bad:
+        raise TrainError(f"--cls-sources {','.join(bad)}: evaluation-only colorizers (held out)")
+    console = console or Console(stderr=True)
+    env = setup_env(cfg.device)
+    try:
+        return _train(cfg, env, console)
+    finally:
+        if env.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
+    run = RunDir(cfg.out)
+    cfg, split, state = _start(cfg, run, env, console)
+    say = console.print if env.main else (lambda *a, **k: None)
+    counts = split.counts()
+    say(
+        f"data: {counts['train']} train, {counts['val']} val photos; skipped "
+        + ", ".join(f"{k} {counts[k]}" for k in counts if k not in ("train", "val"))
+    )
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    gcfg = ColorizerConfig(cfg.g_base, cfg.g_depth, cfg.g_max_channels)
+    dcfg = DiscriminatorConfig(cfg.d_base, cfg.d_layers)
+    G = UNetColorizer(gcfg).to(env.device)
+    D = PatchDiscriminator(dcfg).to(env.device)
+    if env.cuda:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    adam = functools.partial(torch.optim.Adam, lr=cfg.lr, betas=(0.5, 0.999))
+    opts = {"g": adam(G.parameters()), "d": adam(D.parameters()), "cls": adam(D.parameters())}
+    position, step, snapshots = (0, 0, 0), 0, {}
+    if state is not None:
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        for name, opt in opts.items():
+            opt.load_state_dict(state["opts"][name])
+        position, step, snapshots = tuple(state["position"]), state["step"], state["snapshots"]
+        set_rng_state(state["rng"])
+    if env.world > 1:
+        ids = [env.device.index] if env.cuda else None
+        G = DistributedDataParallel(G, device_ids=ids)
+        D = DistributedDataParallel(D, device_ids=ids)
+    metrics = (
+        MetricsLog(run.metrics, state["metrics_offset"] if state else None) if env.main else None
+    )
+
+    def save(pos: tuple[int, int, int]) -> None:
+        if not env.main:
+            return
+        save_torch(
+            {
+                "position": list(pos),
+                "step": step,
+                "G": cpu_state(G),
+                "D": cpu_state(D),
+                "opts": {k: o.state_dict() for k, o in opts.items()},
+                "snapshots": snapshots,
+                "rng": rng_state(),
+                "metrics_offset": metrics.offset(),
+                "config": cfg.to_dict(),
+            },
+            run.last,
+        )
+
+    def log(row: dict[str, Any]) -> None:
+        if metrics is not None:
+            metrics.log(row)
+
+    train_paths = split.paths("train")
+    if not train_paths:
+        raise TrainError("the training split is empty: lower --val-percent or add photos")
+    fit_photos = functools.cache(
+        lambda: [
+            to_tensor(load_rgb(p, cfg.work_size)).float() / 255.0
+            for p in train_paths[:BASELINE_FIT_IMAGES]
+        ]
+    )
+    val_paths = split.paths("val")
+    val_images = (
+        torch.stack(
+            [
+                to_tensor(load_rgb(p, cfg.max_side).resize((cfg.work_size,) * 2, Image.BILINEAR))
+                for p in val_paths[:VAL_LOSS_IMAGES]
+            ]
+        )
+        if env.main and val_paths
+        else None
+    )
+    grid_photos = (
+        [to_tensor(load_rgb(p, min(cfg.max_side, 512))) for p in val_paths[: cfg.samples]]
+        if env.main
+        else []
+    )
+
+    def finish_phase(phase: str) -> None:
+        if phase in ("l1", "gan"):
+            snapshots[phase] = cpu_state(G)
+
+    throughput: dict[str, float] = {}
+    t_run = time.time()
+    with _progress(console, env.main) as progress:
+        for p, phase in enumerate(PHASES):
+            n_epochs = cfg.epochs(phase)
+            if p < position[0]:
+                continue
+            if n_epochs == 0:
+                finish_phase(phase)
+                continue
+            if phase == "cls":
+                names = cfg.sources("cls_sources")
+                sources = build_colorizers(names, snapshots, gcfg, cfg, fit_photos)
+                say(f"classifier fakes from: {', '.join(sources)}")
+                dataset: Any = ClassifierPairs(train_paths, sources, cfg, p)
+            else:
+                dataset = ColourCrops(
+                    train_paths, cfg.crop, cfg.work_size, cfg.max_side, cfg.seed, p
+                )
+            sampler = EpochSampler(len(dataset), env.world, env.rank, cfg.seed + p)
+            loader = DataLoader(
+                dataset,
+                batch_size=cfg.batch_size,
+                sampler=sampler,
+                num_workers=cfg.workers,
+                pin_memory=env.cuda,
+                worker_init_fn=worker_init,
+                persistent_workers=False,
+            )
+            first_epoch = position[1] if p == position[0] else 0
+            for epoch in range(first_epoch, n_epochs):
+                skip = position[2] if (p, epoch) == position[:2] else 0
+                sampler.set_epoch(epoch, skip * cfg.batch_size)
+                n_batches = skip + len(loader)
+                task = progress.add_task(
+                    f"{phase} {epoch + 1}/{n_epochs}", total=n_batches, completed=skip, info=""
+                )
+                sums: dict[str, torch.Tensor] = {}
+                seen, t0 = 0, time.time()
+                G.train()
+                D.train()
+                for b, batch in enumerate(loader, start=skip):
+                    x = env.put(batch)
+                    if phase == "cls":
+                        out = cls_step(D, opts["cls"], x, env)
+                        seen += x.shape[0] * x.shape[1] * 2
+                    else:
+                        lab = rgb_to_lab_normalized(x.float() / 255.0)
+                        if phase == "l1":
+                            out = l1_step(G, opts["g"], lab, env)
+                        else:
+                            out = gan_step(G, D, opts["g"], opts["d"], lab, cfg, env)
+                        seen += x.shape[0]
+                    step += 1
+                    for k, v in out.items():
+                        sums[k] = sums.get(k, 0) + v
+                    if step % cfg.log_every == 0:
+                        vals = {k: v.item() for k, v in out.items()}
+                        rate = seen * env.world / (time.time() - t0)
+                        log({"phase": phase, "epoch": epoch, "step": step, **vals, "img_s": rate})
+                        info = " ".join(f"{k} {v:.4f}" for k, v in vals.items())
+                        progress.update(task, info=f"{info} {rate:.1f} img/s")
+                    progress.advance(task)
+                    if cfg.ckpt_every and step % cfg.ckpt_every == 0 and b + 1 < n_batches:
+                        save((p, epoch, b + 1))
+                progress.remove_task(task)
+                elapsed = time.time() - t0
+                rate = seen * env.world / max(elapsed, 1e-9)
+                throughput[phase] = rate
+                row = {k: (v / max(1, n_batches - skip)).item() for k, v in sums.items()}
+                row = {"phase": phase, "epoch": epoch, "step": step, **row}
+                if phase != "cls" and env.main and val_images is not None:
+                    row["val_l1"] = val_l1(unwrap(G).eval(), val_images, env)
+                    done = epoch + 1 + (cfg.epochs_l1 if phase == "gan" else 0)
+                    write_grid(unwrap(G), grid_photos, run.sample_path(done), cfg, env)
+                row.update({"img_s": rate, "epoch_s": elapsed, "kind": "epoch"})
+                log(row)
+                say(
+                    f"{phase} epoch {epoch + 1}/{n_epochs}  "
+                    + "  ".join(
+                        f"{k} {v:.4f}"
+                        for k, v in row.items()
+                        if k.startswith(("loss", "acc", "val"))
+                    )
+                    + f"  {rate:.1f} img/s  {elapsed:.0f} s"
+                )
+                if phase == "gan" and n_epochs >= 2 and epoch + 1 == n_epochs // 2:
+                    snapshots["gan_mid"] = cpu_state(G)
+                if epoch + 1 == n_epochs:
+                    finish_phase(phase)
+                    position = (p + 1, 0, 0)
+                else:
+                    position = (p, epoch + 1, 0)
+                save(position)
+    if not env.main:
+        return run.root
+
+    say(f"training done in {time.time() - t_run:.0f} s; calibrating and evaluating")
+    names = cfg.sources("eval_sources")
+    colorizers = build_colorizers(names, snapshots, gcfg, cfg, fit_photos)
+    result = evaluate(cfg, split, D, colorizers, env, console)
+    result = {
+        "run": {
+            "data_digest": split.data_digest,
+            **{f"n_{k}": v for k, v in split.counts().items()},
+            "steps": step,
+            "train_s": time.time() - t_run,
+            "device": str(env.device),
+            "world_size": env.world,
+        },
+        "throughput_img_s": throughput,
+        **result,
+    }
+    json_path, _ = report.write_report(run.root, result)
+    spec = view_spec(cfg)
+    final = {
+        "format": 1,
+        "generator": cpu_state(G),
+        "generator_config": asdict(gcfg),
+        "generator_l1": snapshots["l1"],
+        "detector": cpu_state(D),
+        "detector_config": asdict(dcfg),
+        "work_size": cfg.work_size,
+        "threshold": result["threshold"]["value"],
+        "threshold_rule": result["threshold"]["rule"],
+        "view": spec.to_dict(),
+        "data_digest": split.data_digest,
+        "metrics": load_json(json_path),
+        "version": imgcheck.__version__,
+    }
+    save_torch(final, run.final)
+    metrics.close()
+    say(f"wrote {run.final} and {json_path}")
+    return run.root
