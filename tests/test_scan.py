@@ -182,3 +182,20 @@ def test_cuda_without_cuda_is_a_model_error(model_dir: Path) -> None:
         pytest.skip("this onnxruntime has CUDA")
     with pytest.raises(ModelError, match="cuda"):
         Scanner(model_dir, device="cuda")
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider")
+def test_cuda_fallback_warns_on_auto_and_fails_on_cuda(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ORT silently runs on CPU when CUDA cannot start: auto warns, an explicit cuda refuses."""
+    from imgcheck.detector import session
+
+    monkeypatch.setattr(
+        session, "available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    scanner = Scanner(model_dir, device="auto")
+    assert scanner.provider == "cpu"
+    assert any("CUDA" in w for w in scanner.warnings)
+    with pytest.raises(ModelError, match="fell back to CPU"):
+        Scanner(model_dir, device="cuda")

@@ -1,0 +1,257 @@
+"""`imgcheck scan`: find AI-colorized images in files and folders; a CI gate like ruff.
+
+Only cheap imports at module level (typer, pathlib, enum, and the import-light session module
+for `Device`), so `imgcheck --help` never loads numpy, Pillow or onnxruntime; the pipeline is
+imported inside the command.
+
+Decisions worth knowing:
+- Report format: `--report`, else guessed from `-o`'s extension (.csv .json .jsonl .html .sarif),
+  else `table` when stdout is a terminal and `csv` when it is not (a pipe or a file gets the
+  machine-readable contract).
+- Exit codes: 0 nothing flagged, 1 at least one image flagged (with `--fail-on-error`, an
+  unreadable image counts too), 2 usage, model or internal error (one clear line, no
+  traceback; set IMGCHECK_DEBUG=1 for the traceback). `--exit-zero` reports only. A closed
+  output pipe (`| head`) ends the scan quietly with 2, since it did not scan everything.
+- The summary line always goes to stderr, even with `--quiet` (which hides the progress bar and
+  warnings), so a CI log shows what was scanned.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from imgcheck.detector.session import Device
+
+BATCH_SIZE = 8  # = scan.DEFAULT_BATCH_SIZE (not imported here: scan imports numpy); tested
+_SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_SUFFIX_FORMATS |= {".html": "html", ".htm": "html", ".sarif": "sarif"}
+
+
+class ReportFormat(str, Enum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+    JSONL = "jsonl"
+    HTML = "html"
+    SARIF = "sarif"
+
+
+def _choose_format(report: ReportFormat | None, output: Path | None) -> str:
+    if report is not None:
+        return report.value
+    if output is not None:
+        return _SUFFIX_FORMATS.get(output.suffix.lower(), "csv")
+    return "table" if sys.stdout.isatty() else "csv"
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"imgcheck scan: error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _exit_code(flagged: int, errors: int, *, fail_on_error: bool, exit_zero: bool) -> int:
+    if exit_zero:
+        return 0
+    return 1 if flagged or (fail_on_error and errors) else 0
+
+
+def scan_command(
+    paths: list[str] = typer.Argument(
+        ...,
+        help="Image files, folders (walked recursively), glob patterns, or - to read paths "
+        "from stdin (one per line).",
+        show_default=False,
+    ),
+    report: ReportFormat | None = typer.Option(
+        None,
+        "--report",
+        "-f",
+        help="Report format. Default: from -o's extension, else table on a terminal, csv otherwise.",
+        show_default=False,
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the report to FILE (atomically) instead of stdout."
+    ),
+    recursive: bool = typer.Option(
+        True, "--recursive/--no-recursive", help="Walk sub-folders of folders."
+    ),
+    include: list[str] = typer.Option(
+        [],
+        "--include",
+        help="Only files matching this glob (name, or relative path if it holds /). Repeatable.",
+    ),
+    exclude: list[str] = typer.Option(
+        [], "--exclude", help="Skip files and folders matching this glob. Repeatable."
+    ),
+    model: Path | None = typer.Option(
+        None,
+        "--model",
+        help="Another exported detector: a folder with manifest.json, or a .onnx file.",
+    ),
+    device: Device = typer.Option(
+        Device.AUTO, "--device", help="Where to run the detector; auto prefers CUDA."
+    ),
+    threshold: float | None = typer.Option(
+        None,
+        "--threshold",
+        min=0.0,
+        max=1.0,
+        help="Flag images scoring at least this. Default: the model's calibrated threshold.",
+        show_default=False,
+    ),
+    batch_size: int = typer.Option(BATCH_SIZE, "--batch-size", min=1, help="Images per batch."),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="Decoding threads (0: one per core, at most 8)."
+    ),
+    max_pixels: int = typer.Option(
+        0,
+        "--max-pixels",
+        min=0,
+        help="Refuse images larger than this (decompression bombs). 0: Pillow's limit, ~179 MP.",
+        show_default=False,
+    ),
+    fail_on_error: bool = typer.Option(
+        False, "--fail-on-error", help="Exit 1 also when an image could not be read."
+    ),
+    exit_zero: bool = typer.Option(
+        False, "--exit-zero", help="Always exit 0 unless the scan itself failed (report only)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no warnings."),
+    view: str | None = typer.Option(
+        None, "--view", hidden=True, help="Measurement only: override the model's view."
+    ),
+) -> None:
+    """Scan images for AI colorization and report a calibrated score per image.
+
+    Exit status: 0 nothing flagged, 1 an image was flagged (or unreadable, with
+    --fail-on-error), 2 usage, model or internal error.
+    """
+    try:
+        code = _run(
+            paths,
+            fmt=_choose_format(report, output),
+            output=output,
+            recursive=recursive,
+            include=include,
+            exclude=exclude,
+            model=model,
+            device=device,
+            threshold=threshold,
+            batch_size=batch_size,
+            workers=workers,
+            max_pixels=max_pixels,
+            fail_on_error=fail_on_error,
+            exit_zero=exit_zero,
+            quiet=quiet,
+            view=view,
+        )
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        typer.echo("imgcheck scan: interrupted", err=True)
+        raise typer.Exit(130) from None
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly; point stdout at /dev/null so that
+        # Python's own flush at exit does not print a second BrokenPipeError.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(2) from None
+    except Exception as exc:
+        from imgcheck.detector.session import ModelError
+
+        if os.environ.get("IMGCHECK_DEBUG"):
+            raise
+        if isinstance(exc, ModelError):
+            raise _fail(str(exc)) from None
+        if isinstance(exc, OSError) and output is not None:
+            raise _fail(f"cannot write report {output}: {exc.strerror or exc}") from None
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise _fail(
+            f"internal error: {type(exc).__name__}: {first} (IMGCHECK_DEBUG=1 shows the traceback)"
+        ) from None
+    raise typer.Exit(code)
+
+
+def _run(
+    paths: list[str],
+    *,
+    fmt: str,
+    output: Path | None,
+    recursive: bool,
+    include: list[str],
+    exclude: list[str],
+    model: Path | None,
+    device: Device,
+    threshold: float | None,
+    batch_size: int,
+    workers: int,
+    max_pixels: int,
+    fail_on_error: bool,
+    exit_zero: bool,
+    quiet: bool,
+    view: str | None,
+) -> int:
+    import time
+    import warnings
+
+    from PIL import Image
+    from rich.console import Console
+
+    from imgcheck.detector.decode import DEFAULT_MAX_PIXELS
+    from imgcheck.detector.inputs import iter_inputs
+    from imgcheck.detector.progress import ScanProgress, summary_line
+    from imgcheck.detector.reports import atomic_output, open_reporter
+    from imgcheck.detector.results import Status, Summary, Verdict
+    from imgcheck.detector.scan import Scanner
+
+    limit = max_pixels or DEFAULT_MAX_PIXELS
+    # We enforce `limit` ourselves with a clear row; Pillow's warning below its hard limit is noise,
+    # and its hard limit must not undercut a larger --max-pixels.
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    if Image.MAX_IMAGE_PIXELS is not None and limit > 2 * Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = limit // 2 + 1
+
+    scanner = Scanner(
+        model,
+        device,
+        batch_size=batch_size,
+        workers=workers or None,
+        threshold=threshold,
+        view=view,
+        max_pixels=limit,
+    )
+    err = Console(stderr=True, highlight=False)
+    if not quiet:
+        for message in scanner.warnings:
+            typer.echo(f"imgcheck scan: warning: {message}", err=True)
+    to_terminal = output is None and sys.stdout.isatty()
+    bar_console = Console(file=sys.stdout) if to_terminal else err
+    summary = Summary(provider=scanner.provider, threshold=scanner.threshold)
+    items = iter_inputs(paths, recursive=recursive, include=include, exclude=exclude)
+    start = time.perf_counter()
+    progress = ScanProgress(bar_console, enabled=not quiet)
+    with atomic_output(output) as raw:
+        stream = progress.report_stream(raw) if to_terminal else raw
+        # Opened before the bar starts: the report header is printed first, cleanly.
+        reporter = open_reporter(fmt, stream, threshold=scanner.threshold, model=scanner.model_name)
+        scanner.thumbnails = bool(getattr(reporter, "needs_thumbnails", False))
+        with progress:
+            for result in scanner.run(items):
+                reporter.add(result)
+                summary.add(result)
+                progress.advance(result)
+            summary.seconds = time.perf_counter() - start
+            reporter.finish(summary)
+            stream.flush()
+    typer.echo(summary_line(summary), err=True)
+    return _exit_code(
+        summary.by_verdict.get(Verdict.COLORIZED.value, 0),
+        summary.by_status.get(Status.ERROR.value, 0),
+        fail_on_error=fail_on_error,
+        exit_zero=exit_zero,
+    )
