@@ -462,13 +462,15 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
         MetricsLog(run.metrics, state["metrics_offset"] if state else None) if env.main else None
     )
 
-    def save(pos: tuple[int, int, int]) -> None:
+    def save(pos: tuple[int, int, int], sums: dict[str, Any]) -> None:
+        """Checkpoint; `sums`: the running epoch's loss sums, so its epoch row survives a resume."""
         if not env.main:
             return
         save_torch(
             {
                 "position": list(pos),
                 "step": step,
+                "epoch_sums": {k: float(v) for k, v in sums.items()},
                 "G": cpu_state(G),
                 "D": cpu_state(D),
                 "opts": {k: o.state_dict() for k, o in opts.items()},
@@ -551,7 +553,7 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
                 task = progress.add_task(
                     f"{phase} {epoch + 1}/{n_epochs}", total=n_batches, completed=skip, info=""
                 )
-                sums: dict[str, torch.Tensor] = {}
+                sums: dict[str, Any] = dict(state["epoch_sums"]) if skip and state else {}
                 seen, t0 = 0, time.time()
                 G.train()
                 D.train()
@@ -569,7 +571,7 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
                         seen += x.shape[0]
                     step += 1
                     for k, v in out.items():
-                        sums[k] = sums.get(k, 0) + v
+                        sums[k] = sums.get(k, 0.0) + v
                     if step % cfg.log_every == 0:
                         vals = {k: v.item() for k, v in out.items()}
                         rate = seen * env.world / (time.time() - t0)
@@ -578,12 +580,12 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
                         progress.update(task, info=f"{info} {rate:.1f} img/s")
                     progress.advance(task)
                     if cfg.ckpt_every and step % cfg.ckpt_every == 0 and b + 1 < n_batches:
-                        save((p, epoch, b + 1))
+                        save((p, epoch, b + 1), sums)
                 progress.remove_task(task)
                 elapsed = time.time() - t0
                 rate = seen * env.world / max(elapsed, 1e-9)
                 throughput[phase] = rate
-                row = {k: (v / max(1, n_batches - skip)).item() for k, v in sums.items()}
+                row = {k: float(v) / n_batches for k, v in sums.items()}
                 row = {"phase": phase, "epoch": epoch, "step": step, **row}
                 if phase != "cls" and env.main and val_images is not None:
                     row["val_l1"] = val_l1(unwrap(G).eval(), val_images, env)
@@ -607,7 +609,7 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
                     position = (p + 1, 0, 0)
                 else:
                     position = (p, epoch + 1, 0)
-                save(position)
+                save(position, {})
     if not env.main:
         return run.root
 
