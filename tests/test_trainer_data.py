@@ -11,10 +11,10 @@ from PIL import Image
 
 pytest.importorskip("torch")
 
-from fixtures_trainer import colour_photo, make_photos  # noqa: E402
+from fixtures_trainer import colour_photo, make_photos
 
-from imgcheck.trainer.config import TrainConfig  # noqa: E402
-from imgcheck.trainer.data import (  # noqa: E402
+from imgcheck.trainer.config import TrainConfig
+from imgcheck.trainer.data import (
     ColourCrops,
     EpochSampler,
     build_split,
