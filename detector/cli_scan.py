@@ -18,10 +18,13 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
+from typing import TextIO
 
 import typer
 
@@ -49,6 +52,29 @@ def _choose_format(report: ReportFormat | None, output: Path | None) -> str:
     return "table" if sys.stdout.isatty() else "csv"
 
 
+@contextlib.contextmanager
+def _report_target(output: Path | None) -> Iterator[TextIO]:
+    """Where the report goes. A regular file is written atomically (through any symlink, which
+    stays a symlink); a device or FIFO (`-o /dev/null`, `-o /dev/stdout`, a named pipe) is
+    written in place: an atomic rename run as root would replace the device node itself."""
+    from imgcheck.detector.reports import atomic_output
+
+    if output is None:
+        with atomic_output(None) as stream:
+            yield stream
+        return
+    real = Path(os.path.realpath(output))
+    if real.is_dir():
+        raise _fail(f"-o {output} is a directory")
+    special = real.exists() and not real.is_file()
+    if special or str(output).startswith("/dev/") or str(real).startswith("/proc/"):
+        with open(output, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+        return
+    with atomic_output(real) as stream:
+        yield stream
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"imgcheck scan: error: {message}", err=True)
     return typer.Exit(2)
@@ -65,6 +91,7 @@ def scan_command(
         ...,
         help="Image files, folders (walked recursively), glob patterns, or - to read paths "
         "from stdin (one per line).",
+        metavar="PATH...",
         show_default=False,
     ),
     report: ReportFormat | None = typer.Option(
@@ -205,7 +232,7 @@ def _run(
     from imgcheck.detector.decode import DEFAULT_MAX_PIXELS
     from imgcheck.detector.inputs import iter_inputs
     from imgcheck.detector.progress import ScanProgress, summary_line
-    from imgcheck.detector.reports import atomic_output, open_reporter
+    from imgcheck.detector.reports import open_reporter
     from imgcheck.detector.results import Status, Summary, Verdict
     from imgcheck.detector.scan import Scanner
 
@@ -235,7 +262,7 @@ def _run(
     items = iter_inputs(paths, recursive=recursive, include=include, exclude=exclude)
     start = time.perf_counter()
     progress = ScanProgress(bar_console, enabled=not quiet)
-    with atomic_output(output) as raw:
+    with _report_target(output) as raw:
         stream = progress.report_stream(raw) if to_terminal else raw
         # Opened before the bar starts: the report header is printed first, cleanly.
         reporter = open_reporter(fmt, stream, threshold=scanner.threshold, model=scanner.model_name)

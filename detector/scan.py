@@ -114,6 +114,7 @@ class Scanner:
         self.max_pixels = max_pixels
         self.thumbnails = thumbnails
         self.warnings: list[str] = []
+        Image.init()  # register every Pillow plugin once, before threads race to do it
         device = Device(device)
         self.info: ModelInfo = resolve("detector", Path(model) if model else None, variant)
         self.session = create_session(self.info.path, device)

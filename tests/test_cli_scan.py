@@ -350,3 +350,30 @@ def test_filters_recursion_globs_and_empty_runs(tmp_path: Path, model_dir: Path)
     empty.mkdir()
     result = invoke([str(empty)], model_dir)
     assert result.exit_code == 0 and "imgcheck: 0 images" in result.stderr
+
+
+def test_output_to_fifo_symlink_and_directory(
+    photos: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """-o never replaces what is not a plain file: FIFOs/devices are written in place (as root,
+    an atomic rename onto /dev/null would replace the device), symlinks stay symlinks."""
+    import threading
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    assert invoke([str(photos), "-o", str(fifo)], model_dir).exit_code == 1
+    reader.join(timeout=30)
+    assert "colour.png" in got[0] and fifo.is_fifo()
+
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    assert invoke([str(photos), "-o", str(link)], model_dir).exit_code == 1
+    assert link.is_symlink() and "colour.png" in real.read_text()
+
+    result = invoke([str(photos), "-o", str(tmp_path)], model_dir)
+    assert result.exit_code == 2 and "is a directory" in result.stderr
