@@ -80,6 +80,21 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _check_paths(paths: list[str]) -> None:
+    """A path named on the command line that does not exist is a usage error (exit 2), so a
+    typo in a CI job fails instead of passing on zero images. Paths read from stdin are not
+    checked here: they become error rows (lists from `git diff` name deleted files)."""
+    import glob
+
+    for path in paths:
+        if path == "-" or os.path.lexists(path):
+            continue
+        if not glob.has_magic(path):
+            raise _fail(f"no such file or directory: {path}")
+        if next(glob.iglob(path, recursive=True), None) is None:
+            raise _fail(f"no files match the pattern {path}")
+
+
 def _exit_code(flagged: int, errors: int, *, fail_on_error: bool, exit_zero: bool) -> int:
     if exit_zero:
         return 0
@@ -158,6 +173,7 @@ def scan_command(
     Exit status: 0 nothing flagged, 1 an image was flagged (or unreadable, with
     --fail-on-error), 2 usage, model or internal error.
     """
+    _check_paths(paths)
     try:
         code = _run(
             paths,

@@ -132,6 +132,10 @@ def test_cuda_without_cuda_exits_2(photos: Path, model_dir: Path) -> None:
 
 def test_usage_errors_exit_2(photos: Path, model_dir: Path) -> None:
     assert invoke([], model_dir).exit_code == 2
+    result = invoke([str(photos), str(photos / "typo")], model_dir)
+    assert result.exit_code == 2 and "no such file or directory" in result.stderr
+    result = invoke([str(photos / "*.gif")], model_dir, input="")
+    assert result.exit_code == 2 and "no files match" in result.stderr
     assert invoke([str(photos), "--threshold", "1.5"], model_dir).exit_code == 2
     assert invoke([str(photos), "--report", "xml"], model_dir).exit_code == 2
     result = invoke([str(photos), "--view", "colour=blue"], model_dir)
