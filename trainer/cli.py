@@ -102,6 +102,12 @@ def train_command(
     workers: int = typer.Option(
         _D.workers, help="DataLoader worker processes (decoding).", rich_help_panel=_RUN
     ),
+    threads: int = typer.Option(
+        _D.threads,
+        help="Torch threads in the main process (0 = all cores). On a busy shared machine 1 "
+        "can be much faster: idle OpenMP threads spin while others wait for a core.",
+        rich_help_panel=_RUN,
+    ),
     resume: bool = typer.Option(
         False,
         "--resume",

@@ -14,7 +14,7 @@ PHASES = ("l1", "gan", "cls")  # generator pre-training, adversarial training, c
 
 # Settings that may differ between the start of a run and its `--resume`: they change where and
 # how fast the run executes, never what it computes.
-RUNTIME_FIELDS = ("device", "workers", "resume")
+RUNTIME_FIELDS = ("device", "workers", "threads", "resume")
 
 
 class TrainError(Exception):
@@ -60,6 +60,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     workers: int = 2
+    threads: int = 0  # torch intra-op threads in the main process; 0 = torch's default
     resume: bool = False
     log_every: int = 10
     ckpt_every: int = 100  # steps; a checkpoint is also written at the end of every epoch

@@ -267,10 +267,12 @@ _RESAMPLERS = (
 )
 
 
-def colorize_image(colorizer: Colorizer, image: Image.Image) -> Image.Image:
+def colorize_image(
+    colorizer: Colorizer, image: Image.Image, device: torch.device | str = "cpu"
+) -> Image.Image:
     """Run a colorizer on one PIL photo and round to 8 bits, as a saved colorized file is."""
     with torch.no_grad():
-        rgb = to_tensor(image).float().div(255).unsqueeze(0)
+        rgb = to_tensor(image).to(device).float().div(255).unsqueeze(0)
         return to_image(colorizer(rgb)[0])
 
 

@@ -61,8 +61,8 @@ from imgcheck.trainer.data import (
     EpochSampler,
     Split,
     build_split,
+    colorize_image,
     load_rgb,
-    to_image,
     to_tensor,
     worker_init,
 )
@@ -245,16 +245,18 @@ def build_colorizers(
     gcfg: ColorizerConfig,
     cfg: TrainConfig,
     photos: Callable[[], list[torch.Tensor]],
+    device: torch.device | None = None,
 ) -> dict[str, Colorizer]:
     """Name -> CPU colorizer: generator snapshots via the deployed `colorize_full`, or baselines.
 
     Names that are not available (e.g. `gan_mid` when there is one GAN epoch) are left out.
     `photos` is called only if a baseline needs fitting (training photos, never validation).
+    Generators run on `device` (CPU by default: the classifier's DataLoader workers use them).
     """
     out: dict[str, Colorizer] = {}
     for name in names:
         if name in snapshots:
-            G = frozen_generator(snapshots[name], gcfg)
+            G = frozen_generator(snapshots[name], gcfg).to(device or "cpu")
             out[name] = functools.partial(colorize_full, G, work_size=cfg.work_size)
         elif name in baselines.TRAINING or name in baselines.EVAL_ONLY:
             out[name] = baselines.build_baseline(name, photos(), cfg.work_size, cfg.seed)
@@ -326,23 +328,20 @@ def evaluate(
         f"{cfg.fpr:.2%} of the {len(paths)} real validation photos (view {spec.mode} "
         f"{spec.grid}x{spec.grid}, crop {spec.crop}, max_side {spec.max_side})"
     )
+    # Colorizer metrics at the work size (long side), as colorization papers report them and
+    # 16x cheaper than at 1024 px; the detector always sees full-size (<= max_side) fakes.
+    small = [to_tensor(load_rgb(p, cfg.work_size)).float() / 255.0 for p in paths]
     detector, colorizer = {}, {}
     for name, fn in colorizers.items():
         t0 = time.time()
-        fake_scores: list[float] = []
-
-        def colorize_and_score(
-            rgb: torch.Tensor, fn: Colorizer = fn, fake_scores: list[float] = fake_scores
-        ) -> torch.Tensor:
-            out = fn(rgb)
-            fake_scores.append(image_score(D, to_image(out[0]), spec, env))
-            return out
-
-        photos = (to_tensor(load_rgb(p, cfg.max_side)).float() / 255.0 for p in paths)
-        colorizer[name] = report.evaluate_colorizer(colorize_and_score, photos)
+        fakes = (colorize_image(fn, load_rgb(p, cfg.max_side), env.device) for p in paths)
+        fake_scores = [image_score(D, fake, spec, env) for fake in fakes]
         labels = np.r_[np.zeros(len(real_scores)), np.ones(len(fake_scores))]
         detector[name] = binary_report(labels, np.r_[real_scores, fake_scores], threshold)
         detector[name]["trained_on"] = name in cfg.sources("cls_sources")
+        colorizer[name] = report.evaluate_colorizer(
+            lambda rgb, fn=fn: fn(rgb.to(env.device)).cpu(), small
+        )
         console.print(
             f"eval {name}: AUC {detector[name]['auc']:.3f}, flagged "
             f"{detector[name]['acc_fake']:.1%}, PSNR {colorizer[name]['psnr']:.2f}, "
@@ -359,6 +358,7 @@ def evaluate(
         },
         "detector": detector,
         "colorizer": colorizer,
+        "colorizer_metrics_long_side": cfg.work_size,
     }
 
 
@@ -417,6 +417,8 @@ def train(cfg: TrainConfig, console: Console | None = None) -> Path:
     if bad:
         raise TrainError(f"--cls-sources {','.join(bad)}: evaluation-only colorizers (held out)")
     console = console or Console(stderr=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     env = setup_env(cfg.device)
     try:
         return _train(cfg, env, console)
@@ -615,7 +617,7 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
 
     say(f"training done in {time.time() - t_run:.0f} s; calibrating and evaluating")
     names = cfg.sources("eval_sources")
-    colorizers = build_colorizers(names, snapshots, gcfg, cfg, fit_photos)
+    colorizers = build_colorizers(names, snapshots, gcfg, cfg, fit_photos, env.device)
     result = evaluate(cfg, split, D, colorizers, env, console)
     result = {
         "run": {
