@@ -158,6 +158,12 @@ def test_cli_errors_exit_2(photos: Path, tmp_path: Path, monkeypatch: pytest.Mon
     result = runner.invoke(app, ["--data", str(photos), "--out", "x", "--crop", "30"])
     assert result.exit_code == 2 and "multiples of 16" in result.output
 
+    result = runner.invoke(
+        app, ["--data", str(photos), "--out", str(tmp_path / "r"), "--val-percent", "0"]
+    )
+    assert result.exit_code == 2 and "validation" in result.output
+    assert not (tmp_path / "r" / "checkpoints" / "last.pt").exists()
+
     monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
     result = runner.invoke(app, ["--data", str(photos), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "pip install 'imgcheck[train]'" in result.output

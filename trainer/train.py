@@ -271,8 +271,7 @@ def image_score(D: nn.Module, image: Image.Image, spec: ViewSpec, env: Env) -> f
     """One photo's detector score exactly as scan computes it: view crops -> detect -> aggregate."""
     crops, _ = make_views(image, spec)
     x = env.put(torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0)
-    with env.autocast():
-        scores, _ = detect(D, x)
+    scores, _ = detect(D, x)  # fp32, no autocast: the threshold must hold for the ONNX model
     return aggregate(scores.float().cpu().numpy())
 
 
@@ -314,9 +313,9 @@ def evaluate(
     """Calibrate the threshold on real validation photos, then score every colorizer's fakes."""
     spec = view_spec(cfg)
     paths = split.paths("val")
-    if not paths:
-        raise TrainError("the validation split is empty: raise --val-percent or add photos")
     D = unwrap(D).eval()
+    if env.cuda:  # TF32 convs differ from the fp32 ONNX graph by ~1e-3: calibrate in full fp32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     real_scores = np.array([image_score(D, load_rgb(p, cfg.max_side), spec, env) for p in paths])
     threshold = threshold_for_fpr(real_scores, cfg.fpr)
     notes = []
@@ -395,7 +394,10 @@ def _start(cfg: TrainConfig, run: RunDir, env: Env, console: Console) -> tuple:
         split = Split.from_dict(load_json(run.split))
         state = load_checkpoint(run.last)
         if env.main:
-            console.print(f"resuming {run.root} at step {state['step']} ({state['position']})")
+            console.print(
+                f"resuming {run.root} at step {state['step']} with its saved config.json "
+                f"(only --{', --'.join(RUNTIME_FIELDS[:-1])} may change on resume)"
+            )
         return saved, split, state
     if env.main:
         if cfg.resume:
@@ -432,6 +434,11 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
     cfg, split, state = _start(cfg, run, env, console)
     say = console.print if env.main else (lambda *a, **k: None)
     counts = split.counts()
+    if not split.train or not split.val:
+        raise TrainError(
+            f"{counts['train']} training and {counts['val']} validation photos: both splits "
+            "need photos (the threshold is calibrated on validation); adjust --val-percent"
+        )
     say(
         f"data: {counts['train']} train, {counts['val']} val photos; skipped "
         + ", ".join(f"{k} {counts[k]}" for k in counts if k not in ("train", "val"))
@@ -489,8 +496,6 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
             metrics.log(row)
 
     train_paths = split.paths("train")
-    if not train_paths:
-        raise TrainError("the training split is empty: lower --val-percent or add photos")
     fit_photos = functools.cache(
         lambda: [
             to_tensor(load_rgb(p, cfg.work_size)).float() / 255.0
