@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import random
 import time
@@ -361,6 +362,26 @@ def evaluate(
     }
 
 
+def phase_summary(metrics_path: Path, cfg: TrainConfig) -> dict[str, dict[str, Any]]:
+    """Per phase, from the epoch rows of metrics.jsonl (so it survives resumes): epochs, time,
+    throughput and the last epoch's losses. In `cls`, img_s counts crops (real + colorized)."""
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+    out: dict[str, dict[str, Any]] = {}
+    for phase in PHASES:
+        epochs = [r for r in rows if r.get("kind") == "epoch" and r["phase"] == phase]
+        if not epochs:
+            continue
+        seconds = sum(r["epoch_s"] for r in epochs)
+        summary = {"epochs": len(epochs), "seconds": seconds}
+        summary["img_s"] = float(np.mean([r["img_s"] for r in epochs]))
+        if phase == "cls":
+            summary["photos_s"] = summary["img_s"] / (2 * cfg.cls_crops)
+        last = epochs[-1]
+        summary.update({k: v for k, v in last.items() if k.startswith(("loss", "acc", "val"))})
+        out[phase] = summary
+    return out
+
+
 def view_spec(cfg: TrainConfig) -> ViewSpec:
     return ViewSpec(mode="grid", max_side=cfg.max_side, crop=cfg.cls_crop, grid=cfg.view_grid)
 
@@ -523,8 +544,6 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
         if phase in ("l1", "gan"):
             snapshots[phase] = cpu_state(G)
 
-    throughput: dict[str, float] = {}
-    t_run = time.time()
     with _progress(console, env.main) as progress:
         for p, phase in enumerate(PHASES):
             n_epochs = cfg.epochs(phase)
@@ -591,7 +610,6 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
                 progress.remove_task(task)
                 elapsed = time.time() - t0
                 rate = seen * env.world / max(elapsed, 1e-9)
-                throughput[phase] = rate
                 row = {k: float(v) / n_batches for k, v in sums.items()}
                 row = {"phase": phase, "epoch": epoch, "step": step, **row}
                 if phase != "cls" and env.main and val_images is not None:
@@ -620,20 +638,21 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
     if not env.main:
         return run.root
 
-    say(f"training done in {time.time() - t_run:.0f} s; calibrating and evaluating")
+    say("training done; calibrating and evaluating")
     names = cfg.sources("eval_sources")
     colorizers = build_colorizers(names, snapshots, gcfg, cfg, fit_photos, env.device)
+    t_eval = time.time()
     result = evaluate(cfg, split, D, colorizers, env, console)
     result = {
         "run": {
             "data_digest": split.data_digest,
             **{f"n_{k}": v for k, v in split.counts().items()},
             "steps": step,
-            "train_s": time.time() - t_run,
+            "eval_s": time.time() - t_eval,
             "device": str(env.device),
             "world_size": env.world,
         },
-        "throughput_img_s": throughput,
+        "phases": phase_summary(run.metrics, cfg),
         **result,
     }
     json_path, _ = report.write_report(run.root, result)
