@@ -71,6 +71,12 @@ def load_run(run_dir: Path) -> TrainedRun:
         # safe loader is enough and a tampered checkpoint cannot run code.
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        if "unsupported global" in str(exc).lower():
+            raise ExportError(
+                f"cannot read {path}: it holds Python objects other than tensors and plain "
+                "values, which the safe loader refuses (final.pt must follow "
+                "docs/ARCHITECTURE.md)"
+            ) from exc
         raise ExportError(
             f"cannot read {path}: the file is corrupt or truncated ({_first_line(exc)})"
         ) from exc

@@ -31,8 +31,7 @@ def export_command(
 ) -> None:
     """Export the colorizer and the detector to ONNX, verified against PyTorch.
 
-    Writes colorizer.onnx, detector.onnx, the variants that keep the AUC within 0.005 of fp32,
-    and manifest.json. Exit 0 on success, 2 on any error (nothing is left half-written).
+    Writes colorizer.onnx, detector.onnx, the variants that keep the AUC within 0.005 of fp32, and manifest.json. Exit 0 on success, 2 on any error (nothing is left half-written).
     """
     try:
         import torch  # noqa: F401
@@ -84,7 +83,7 @@ def export_command(
     for name, entry in manifest["variants"].items():
         typer.echo(
             f"{out / entry['file']}  ({name}: AUC delta {entry['auc_delta']:+.4f}, "
-            f"speed x{entry['speed_ratio']:.2f})"
+            f"speed x{entry['speed_ratio']:.2f} on {entry['speed_provider']})"
         )
     for name, reason in manifest["variants_skipped"].items():
         typer.echo(f"{name} not shipped: {reason}")

@@ -59,22 +59,16 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def validation_images(run_dir: Path) -> list[Path]:
-    """The `val` list of `RUN_DIR/split.json`, resolved against the run, its data root, or cwd."""
-    split = Path(run_dir) / "split.json"
+    """The `val` list of `RUN_DIR/split.json`: paths relative to its `root` (as the trainer
+    writes it), else absolute, or relative to the run folder or the working directory."""
     try:
-        val = json.loads(split.read_text(encoding="utf-8")).get("val", [])
+        split = json.loads((Path(run_dir) / "split.json").read_text(encoding="utf-8"))
+        val = split.get("val", [])
     except (OSError, ValueError, AttributeError):
         return []
     roots = [Path(run_dir), Path.cwd()]
-    try:
-        config = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
-        for key in ("data", "data_dir", "data_root", "root", "images"):
-            value = config.get(key) if isinstance(config, dict) else None
-            for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, str):
-                    roots.insert(0, Path(item))
-    except (OSError, ValueError):
-        pass
+    if isinstance(split.get("root"), str):
+        roots.insert(0, Path(split["root"]))
     found = []
     for entry in val if isinstance(val, list) else []:
         name = entry.get("path") if isinstance(entry, dict) else entry

@@ -67,7 +67,8 @@ def make_run(
             name = f"val/photo_{i:03d}.png"
             Image.fromarray(natural_image(rng, h, w)).save(run / name)
             val.append(name)
-    split = {"data_digest": "0" * 64, "train": [], "val": val, "skipped": {}}
+    # As trainer/data.py writes it: val paths relative to `root`.
+    split = {"root": str(run), "data_digest": "0" * 64, "train": [], "val": val, "skipped": {}}
     (run / "split.json").write_text(json.dumps(split), encoding="utf-8")
     (run / "config.json").write_text(json.dumps({"version": __version__}), encoding="utf-8")
     return run

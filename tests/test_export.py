@@ -319,6 +319,13 @@ def _wrong_keys(tmp_path: Path) -> Path:
     return run
 
 
+def _pickled_objects(tmp_path: Path) -> Path:
+    run = tmp_path / "objects"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save({"format": 1, "threshold": np.float64(0.5)}, run / "checkpoints" / "final.pt")
+    return run
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -326,6 +333,7 @@ def _wrong_keys(tmp_path: Path) -> Path:
         (_garbage, "corrupt or truncated"),
         (_truncated, "corrupt or truncated"),
         (_wrong_keys, "missing generator_config"),
+        (_pickled_objects, "safe loader refuses"),
         (lambda p: p / "nope", "run folder not found"),
     ],
 )
