@@ -106,8 +106,12 @@ def is_grey_rgb(image: Image.Image, tolerance: int = GREY_TOLERANCE) -> bool:
     """
     factor = max(1, max(image.size) // 256)
     small = image.reduce(factor) if factor > 1 else image
-    arr = np.asarray(small, dtype=np.int16)
-    spread = arr.max(axis=2) - arr.min(axis=2)
+    arr = np.asarray(small)
+    # max - min over the channels as elementwise ops on the three planes: the same numbers as
+    # arr.max(axis=2) - arr.min(axis=2), ~3x faster (numpy reduces a length-3 axis slowly),
+    # and exact in uint8 since max >= min.
+    r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]
+    spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
     return float(np.count_nonzero(spread > tolerance)) <= 0.001 * spread.size
 
 

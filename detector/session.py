@@ -56,18 +56,28 @@ def _providers_for(device: Device) -> list[str]:
 
 
 def create_session(
-    model: Path | bytes, device: Device = Device.AUTO, threads: int | None = None
+    model: Path | bytes,
+    device: Device = Device.AUTO,
+    threads: int | None = None,
+    *,
+    spin: bool = False,
 ) -> Any:
     """Open an InferenceSession; raise ModelError (never a raw ORT traceback) on a bad file.
 
     `threads` caps intra-op threads (default: all cores). The provider that is really active
     is `active_provider(session)`: ORT silently falls back to CPU when CUDA fails to load.
+
+    `spin=False` (default) stops idle intra-op threads from busy-waiting between operators.
+    scan and colorize decode/encode in threads beside inference on the same cores, and
+    spinning threads steal those cores: on 2 cores, scan ran ~10% faster without spinning
+    (benchmarks/RESULTS.md). Pass `spin=True` for a session that runs alone.
     """
     ort = _ort()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
     opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     try:
         source = model if isinstance(model, bytes) else str(model)
         return ort.InferenceSession(source, sess_options=opts, providers=_providers_for(device))

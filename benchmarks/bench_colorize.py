@@ -1,0 +1,227 @@
+"""Megapixels/s of `imgcheck colorize` against a naive loop, measured in one run.
+
+    python benchmarks/bench_colorize.py [--n 10] [--model DIR] [--synthetic | --photos DIR]
+
+On N grayscale JPEGs of mixed sizes (0.3-4 MP by default), measures in MP/s of input pixels:
+  (a) I/O only: decode (colorize's own `_load`: safe decode, upright, sRGB) and JPEG encode of
+      the same pixels (its `save_image`), in colorize's thread count, no model;
+  (b) model-only: `Colorizer.run` on each already-decoded image (mixed sizes never share a
+      batch, so this is one run per image, as in the command);
+  (c) `imgcheck colorize` end-to-end: the CLI in a subprocess into a fresh output folder;
+  (d) naive: one image at a time: decode, one `session.run`, encode, no threads.
+Rates come from total megapixels over time; the CLI's own timer (which includes the model load
+but not the interpreter start) gives (c); its wall time is printed too. (a) and (b) are
+measured before and after the CLI and naive runs and averaged.
+Ratios: colorize / naive, and colorize / bound with bound = 1 / (1/a + 1/b).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _corpus
+
+
+def io_only(paths: list[Path], workers: int, out: Path) -> tuple[float, list[np.ndarray]]:
+    """(a) seconds to decode (as colorize does) and encode every image, in `workers` threads."""
+    from PIL import Image
+
+    from imgcheck.detector.colorize import Job, _load, _Loaded
+    from imgcheck.detector.outputs import save_image
+
+    def one(path: Path) -> np.ndarray:
+        loaded = _load(Job(str(path), str(path)), None)
+        if not isinstance(loaded, _Loaded):
+            raise RuntimeError(f"{path}: {loaded.error}")
+        save_image(Image.fromarray(loaded.rgb, "RGB"), out / path.name, "JPEG", 92)
+        return loaded.rgb
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers, thread_name_prefix="bench-io") as pool:
+        arrays = list(pool.map(one, paths))
+    return time.perf_counter() - start, arrays
+
+
+def model_only(colorizer: Any, arrays: list[np.ndarray]) -> float:
+    """(b) seconds for `Colorizer.run` on each decoded image (after one warm-up run)."""
+    colorizer.run(arrays[0][None])
+    start = time.perf_counter()
+    for arr in arrays:
+        colorizer.run(arr[None])
+    return time.perf_counter() - start
+
+
+def naive(colorizer: Any, paths: list[Path], out: Path) -> float:
+    """(d) decode, one session.run, encode; one image at a time, no threads."""
+    from PIL import Image, ImageOps
+
+    start = time.perf_counter()
+    for path in paths:
+        with Image.open(path) as im:
+            rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        (result,) = colorizer.session.run(["colorized"], {"image": rgb[None]})
+        Image.fromarray(result[0], "RGB").save(out / path.name, "JPEG", quality=92)
+    return time.perf_counter() - start
+
+
+_SUMMARY = re.compile(r"imgcheck: (\d+) images in ([\d.]+) s \(([\d.]+) MP/s")
+
+
+def cli_colorize(folder: Path, model: Path, args: argparse.Namespace) -> dict:
+    """(c) `imgcheck colorize FOLDER -o OUT` in a subprocess, into a fresh folder."""
+    out = Path(tempfile.mkdtemp(prefix="colorize-out-", dir=args.work))
+    try:
+        cmd = [*_corpus.imgcheck_cmd(), "colorize", str(folder), "-o", str(out)]
+        cmd += ["--model", str(model), "--device", args.device]
+        if args.workers:
+            cmd += ["--workers", str(args.workers)]
+        if args.batch_size:
+            cmd += ["--batch-size", str(args.batch_size)]
+        m = _corpus.run_measured(cmd)
+        if m.returncode != 0:
+            raise RuntimeError(f"imgcheck colorize exited {m.returncode}: {m.stderr[-500:]}")
+        written = sorted(p for p in out.rglob("*") if p.is_file())
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    text = m.stdout + m.stderr
+    found = _SUMMARY.search(text)
+    if not found:
+        raise RuntimeError(f"no summary line from imgcheck colorize: {text.strip()[-300:]}")
+    return {
+        "images": int(found.group(1)),
+        "written": len(written),
+        "cli_s": float(found.group(2)),
+        "wall_s": m.seconds,
+        "rss": m.max_rss,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10, help="corpus size N (default 10)")
+    parser.add_argument("--model", type=Path, help="model folder (default: shipped, else random)")
+    parser.add_argument("--synthetic", action="store_true", help="generated images, no photos")
+    parser.add_argument("--photos", type=Path, help=f"photos (default {_corpus.DEFAULT_PHOTOS})")
+    parser.add_argument("--min-mp", type=float, default=0.3, help="smallest image, megapixels")
+    parser.add_argument("--max-mp", type=float, default=4.0, help="largest image, megapixels")
+    parser.add_argument("--workers", type=int, default=0, help="I/O threads (0: colorize's)")
+    parser.add_argument("--batch-size", type=int, default=0, help="(0: colorize's default)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--work", type=Path, default=_corpus.DEFAULT_WORK, help="cache folder")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    if args.photos is not None and not args.photos.is_dir():
+        parser.error(f"--photos {args.photos}: not a folder")
+
+    from imgcheck.detector.colorize import Colorizer, default_workers
+
+    t_start = time.perf_counter()
+    args.work.mkdir(parents=True, exist_ok=True)
+    model, model_source = _corpus.ensure_model(args.model, args.work)
+    photos = None if args.synthetic else (args.photos or _corpus.DEFAULT_PHOTOS)
+    corpus = _corpus.make_corpus(
+        args.work,
+        args.n,
+        photos=photos if photos is not None and photos.is_dir() else None,
+        min_mp=args.min_mp,
+        max_mp=args.max_mp,
+        grey=True,
+    )
+    _corpus.warm_cache(corpus.paths)
+    n, mp = len(corpus.paths), corpus.megapixels
+    workers = args.workers or default_workers()
+    colorizer = Colorizer(model, args.device)
+    sizes = [w * h / 1e6 for w, h in corpus.sizes]
+    print(f"machine:   {_corpus.machine()}")
+    print(f"model:     {model_source}")
+    print(f"colorizer: {colorizer.info.path.name} on {colorizer.provider}")
+    print(
+        f"corpus:    {n} grey JPEGs, {min(sizes):.2f}-{max(sizes):.2f} MP ({mp:.1f} MP in all), "
+        f"{corpus.source}; {workers} I/O threads"
+    )
+
+    scratch = Path(tempfile.mkdtemp(prefix="bench-colorize-", dir=args.work))
+    try:
+        a1, arrays = io_only(corpus.paths, workers, scratch)
+        b1 = model_only(colorizer, arrays)
+        del arrays
+        d = naive(colorizer, corpus.paths, scratch)
+        cli = cli_colorize(corpus.folder, model, args)
+        a2, arrays = io_only(corpus.paths, workers, scratch)
+        b2 = model_only(colorizer, arrays)
+        del arrays
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if cli["written"] != n:
+        raise RuntimeError(f"imgcheck colorize wrote {cli['written']} files for {n} inputs")
+
+    rate = {
+        "io": 2 * mp / (a1 + a2),
+        "model": 2 * mp / (b1 + b2),
+        "naive": mp / d,
+        "colorize": mp / cli["cli_s"],
+        "colorize_wall": mp / cli["wall_s"],
+    }
+    rate["bound"] = 1 / (1 / rate["io"] + 1 / rate["model"])
+    ratios = {
+        "colorize/naive": rate["colorize"] / rate["naive"],
+        "colorize/bound": rate["colorize"] / rate["bound"],
+    }
+    print("\nthroughput (megapixels/s of input; images/s)")
+    print(
+        f"  (a) decode + encode only   {rate['io']:7.2f} MP/s {rate['io'] * n / mp:7.2f} img/s"
+        f"   (runs {mp / a1:.2f}, {mp / a2:.2f})"
+    )
+    print(
+        f"  (b) model only             {rate['model']:7.2f} MP/s"
+        f" {rate['model'] * n / mp:7.2f} img/s   (runs {mp / b1:.2f}, {mp / b2:.2f})"
+    )
+    print(f"      bound 1/(1/a + 1/b)    {rate['bound']:7.2f} MP/s")
+    print(
+        f"  (c) imgcheck colorize      {rate['colorize']:7.2f} MP/s"
+        f" {rate['colorize'] * n / mp:7.2f} img/s   ({cli['cli_s']:.1f} s by the CLI's timer, "
+        f"model load included)"
+    )
+    print(
+        f"      wall, incl. start      {rate['colorize_wall']:7.2f} MP/s"
+        f"                 ({cli['wall_s']:.2f} s; peak RSS {cli['rss'] / 2**20:.0f} MiB)"
+    )
+    print(
+        f"  (d) naive loop             {rate['naive']:7.2f} MP/s"
+        f" {rate['naive'] * n / mp:7.2f} img/s"
+    )
+    print("ratios (measured in this run)")
+    print(f"  colorize / naive          {ratios['colorize/naive']:7.2f}")
+    print(f"  colorize / bound          {ratios['colorize/bound']:7.2f}")
+    total = time.perf_counter() - t_start
+    print(f"benchmark wall time {total:.0f} s")
+    if args.json:
+        report = {
+            "machine": _corpus.machine(),
+            "model": model_source,
+            "n": n,
+            "megapixels": mp,
+            "workers": workers,
+            "rates_mp_s": rate,
+            "cli": cli,
+            "ratios": ratios,
+            "seconds": total,
+        }
+        args.json.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""How close `imgcheck scan` gets to the machine's limit, measured in one run.
+
+    python benchmarks/bench_scan.py [--n 20] [--model DIR] [--synthetic | --photos DIR]
+
+Measures, on a corpus of N JPEGs of mixed sizes (0.3-4 MP by default):
+  (a) decode-only: the scan worker's own `Scanner.prepare` (decode with JPEG draft, grey check,
+      resize, view crops) in a pool of the scan's decode-thread count, no model;
+  (b) model-only: `session.run` at the scan's batch size on the crops of (a);
+  (c) `imgcheck scan` end-to-end: the CLI in a subprocess, CSV written to a file;
+  (d) naive: one image at a time, full-resolution decode, one `session.run` per image, no
+      parallel decoding (same session);
+  (e) the scan's peak RSS on N and on factor*N inputs (hard links to the same files).
+(a) and (b) are measured before and after the scans and averaged, so a load change during the
+run hits both sides. The scan rate is the CLI's own timer on the factor*N run (first path to
+last row; interpreter start and model load are printed apart, and cancel out in the "steady"
+line, which is (10N - N) images over the difference of the two wall times).
+
+Ratios (goals): scan / bound >= 0.85 with bound = 1 / (1/a + 1/b) (decode and inference share
+the same cores); scan / naive >= 3; RSS(factor*N) / RSS(N) <= 1.1; `imgcheck --help` < 0.3 s.
+
+Also printed when they apply: the int8 variant's model-only speed next to fp32 (when the
+manifest ships `detector_int8`), and on CUDA, `session.run` vs IOBinding model-only.
+`--ablate ROUNDS` runs only an in-process A/B of ORT thread spinning off (the default of
+`create_session`) vs on, over the same corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _corpus
+
+GOALS = {"scan/bound": 0.85, "scan/naive": 3.0, "rss ratio": 1.1, "help s": 0.3}
+
+
+def decode_only(scanner: Any, paths: list[Path]) -> tuple[float, list[Any]]:
+    """(a) seconds for the scan's own prepare() over `paths` in its thread count; the results."""
+    from imgcheck.detector.inputs import InputItem
+
+    items = [InputItem(str(p)) for p in paths]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(scanner.workers, thread_name_prefix="bench-decode") as pool:
+        prepared = list(pool.map(scanner.prepare, items))
+    seconds = time.perf_counter() - start
+    bad = [p.result.error for p in prepared if p.result.error]
+    if bad:
+        raise RuntimeError(f"decode errors in the corpus: {bad[:3]}")
+    return seconds, prepared
+
+
+def _batches(prepared: list[Any], batch_size: int) -> list[np.ndarray]:
+    crops = [p.crops for p in prepared if p.crops is not None]
+    return [np.concatenate(crops[i : i + batch_size]) for i in range(0, len(crops), batch_size)]
+
+
+def model_only(scanner: Any, prepared: list[Any], batch_size: int) -> float:
+    """(b) seconds for the detector on already-decoded crops, `batch_size` images per run."""
+    batches = _batches(prepared, batch_size)
+    outputs, name = scanner._outputs, scanner._input
+    scanner.session.run(outputs, {name: batches[0]})  # warm-up: first-run allocations
+    start = time.perf_counter()
+    for batch in batches:
+        scanner.session.run(outputs, {name: batch})
+    return time.perf_counter() - start
+
+
+def model_only_iobinding(scanner: Any, prepared: list[Any], batch_size: int) -> float:
+    """CUDA only: like model_only, through IOBinding (input copied once, outputs to CPU)."""
+    batches = _batches(prepared, batch_size)
+    session = scanner.session
+
+    def once(batch: np.ndarray) -> None:
+        binding = session.io_binding()
+        binding.bind_cpu_input(scanner._input, batch)
+        for out in scanner._outputs:
+            binding.bind_output(out, "cpu")
+        session.run_with_iobinding(binding)
+        binding.copy_outputs_to_cpu()
+
+    once(batches[0])
+    start = time.perf_counter()
+    for batch in batches:
+        once(batch)
+    return time.perf_counter() - start
+
+
+def naive(scanner: Any, paths: list[Path]) -> float:
+    """(d) one image at a time: full decode, view crops, one session.run each."""
+    from PIL import Image, ImageOps
+
+    from imgcheck.detector.view import make_views
+
+    outputs, name = scanner._outputs, scanner._input
+    start = time.perf_counter()
+    for path in paths:
+        with Image.open(path) as im:
+            rgb = ImageOps.exif_transpose(im).convert("RGB")
+        crops, _ = make_views(rgb, scanner.spec)
+        scanner.session.run(outputs, {name: crops})
+    return time.perf_counter() - start
+
+
+_SUMMARY = re.compile(r"imgcheck: (\d+) images in ([\d.]+) s \(([\d.]+) images/s")
+
+
+def cli_scan(folder: Path, model: Path, csv_path: Path, args: argparse.Namespace) -> dict:
+    """(c)/(e) `imgcheck scan FOLDER -o out.csv` in a subprocess: wall, scan rate, peak RSS."""
+    cmd = [*_corpus.imgcheck_cmd(), "scan", str(folder), "-o", str(csv_path)]
+    cmd += ["--model", str(model), "--device", args.device, "--batch-size", str(args.batch_size)]
+    cmd += ["--quiet", "--exit-zero"]
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
+    m = _corpus.run_measured(cmd)
+    if m.returncode != 0:
+        raise RuntimeError(f"imgcheck scan exited {m.returncode}: {m.stderr.strip()[-500:]}")
+    with open(csv_path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    errors = [r for r in rows if r["status"] != "ok"]
+    if errors:
+        raise RuntimeError(f"scan rows not ok: {errors[:3]}")
+    found = _SUMMARY.search(m.stderr)
+    if not found:
+        raise RuntimeError(f"no summary line from imgcheck scan: {m.stderr.strip()[-300:]}")
+    images, rate = int(found.group(1)), float(found.group(3))
+    inner = images / rate if rate > 0 else float(found.group(2))
+    return {
+        "images": len(rows),
+        "wall_s": m.seconds,
+        "scan_s": inner,  # the CLI's own timer: first path to last row
+        "rate": rate,
+        "startup_s": m.seconds - inner,
+        "rss": m.max_rss,
+    }
+
+
+def ablate(scanner: Any, model: Path, paths: list[Path], rounds: int, device: str) -> None:
+    """In-process Scanner.run over the corpus, ORT spinning off vs on, rounds interleaved."""
+    from imgcheck.detector.inputs import InputItem
+    from imgcheck.detector.session import Device, create_session
+
+    sessions = {
+        "spinning off (default)": scanner.session,
+        "spinning on": create_session(scanner.info.path, Device(device), spin=True),
+    }
+    rates: dict[str, list[float]] = {k: [] for k in sessions}
+    for _ in range(rounds):
+        for name, session in sessions.items():
+            scanner.session = session
+            start = time.perf_counter()
+            count = sum(1 for _ in scanner.run(InputItem(str(p)) for p in paths))
+            rates[name].append(count / (time.perf_counter() - start))
+    print(f"ablation: in-process scan of {len(paths)} images, {rounds} interleaved rounds")
+    base = rates["spinning on"]
+    for name, values in rates.items():
+        wins = sum(v > b for v, b in zip(values, base, strict=True))
+        runs = ", ".join(f"{v:.2f}" for v in values)
+        print(
+            f"  {name:<24}{np.median(values):7.2f} images/s median   ({runs})"
+            + (f"   faster in {wins}/{rounds}" if values is not base else "")
+        )
+
+
+def _ratio_line(name: str, value: float, goal: float, higher: bool = True) -> str:
+    ok = value >= goal if higher else value <= goal
+    sign = ">=" if higher else "<="
+    return f"  {name:<26}{value:8.2f}   goal {sign} {goal:<5} {'MET' if ok else 'MISSED'}"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=20, help="corpus size N (default 20)")
+    parser.add_argument("--rss-factor", type=int, default=10, help="the big run has factor*N")
+    parser.add_argument("--model", type=Path, help="model folder (default: shipped, else random)")
+    parser.add_argument("--synthetic", action="store_true", help="generated images, no photos")
+    parser.add_argument("--photos", type=Path, help=f"photos (default {_corpus.DEFAULT_PHOTOS})")
+    parser.add_argument("--min-mp", type=float, default=0.3, help="smallest image, megapixels")
+    parser.add_argument("--max-mp", type=float, default=4.0, help="largest image, megapixels")
+    parser.add_argument("--batch-size", type=int, help="images per run (default: scan's)")
+    parser.add_argument("--workers", type=int, default=0, help="decode threads (0: scan's)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--variant",
+        help="measure a manifest variant (e.g. int8) instead of detector.onnx; the CLI gets "
+        "the variant's .onnx file as --model",
+    )
+    parser.add_argument(
+        "--ablate",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="only an in-process A/B: ORT spinning off (default) vs on, ROUNDS interleaved",
+    )
+    parser.add_argument("--work", type=Path, default=_corpus.DEFAULT_WORK, help="cache folder")
+    parser.add_argument("--help-repeat", type=int, default=5, help="--help timings (best of)")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    if args.photos is not None and not args.photos.is_dir():
+        parser.error(f"--photos {args.photos}: not a folder")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    from imgcheck.detector.scan import DEFAULT_BATCH_SIZE, Scanner
+
+    args.batch_size = args.batch_size or DEFAULT_BATCH_SIZE
+    t_start = time.perf_counter()
+    args.work.mkdir(parents=True, exist_ok=True)
+    model, model_source = _corpus.ensure_model(args.model, args.work)
+    photos = None if args.synthetic else (args.photos or _corpus.DEFAULT_PHOTOS)
+    corpus = _corpus.make_corpus(
+        args.work,
+        args.n,
+        photos=photos if photos is not None and photos.is_dir() else None,
+        min_mp=args.min_mp,
+        max_mp=args.max_mp,
+    )
+    _corpus.warm_cache(corpus.paths)
+    n = len(corpus.paths)
+    scanner = Scanner(
+        model,
+        args.device,
+        batch_size=args.batch_size,
+        workers=args.workers or None,
+        variant=args.variant,
+    )
+    cli_model = scanner.info.path if args.variant else model
+    mps = [w * h / 1e6 for w, h in corpus.sizes]
+    print(f"machine:  {_corpus.machine()}")
+    print(f"model:    {model_source}" + (f", variant {args.variant}" if args.variant else ""))
+    print(
+        f"detector: {scanner.info.path.name} on {scanner.provider}, view {scanner.spec.to_dict()}"
+    )
+    print(
+        f"corpus:   {n} JPEGs, {min(mps):.2f}-{max(mps):.2f} MP ({corpus.megapixels:.1f} MP in "
+        f"all), {corpus.source}; batch {args.batch_size}, {scanner.workers} decode threads"
+    )
+    if args.ablate:
+        ablate(scanner, model, corpus.paths, args.ablate, args.device)
+        return 0
+    big = _corpus.linked_copies(corpus, args.rss_factor, args.work)
+
+    # (a), (b) first time; the extra model-only lines at the same moment
+    a1, prepared = decode_only(scanner, corpus.paths)
+    b1 = model_only(scanner, prepared, args.batch_size)
+    extra: dict[str, float] = {}
+    manifest = json.loads((model / "manifest.json").read_text()) if model.is_dir() else {}
+    if not args.variant and "detector_int8" in manifest.get("variants", {}):
+        q = Scanner(model, "cpu", batch_size=args.batch_size, variant="int8")
+        extra["int8 model-only"] = n / model_only(q, prepared, args.batch_size)
+        extra["fp32 model-only"] = n / model_only(scanner, prepared, args.batch_size)
+        del q
+    if scanner.provider == "cuda":
+        extra["cuda iobinding"] = n / model_only_iobinding(scanner, prepared, args.batch_size)
+        extra["cuda session.run"] = n / model_only(scanner, prepared, args.batch_size)
+    del prepared
+    # (d) naive, (c) scan on N, (e) scan on factor*N
+    d = naive(scanner, corpus.paths)
+    csv_path = args.work / "bench-scan.csv"
+    small = cli_scan(corpus.folder, cli_model, csv_path, args)
+    large = cli_scan(big, cli_model, csv_path, args)
+    # (a), (b) again
+    a2, prepared = decode_only(scanner, corpus.paths)
+    b2 = model_only(scanner, prepared, args.batch_size)
+    del prepared
+    help_s = _corpus.help_seconds(args.help_repeat)
+
+    rate = {
+        "decode": 2 * n / (a1 + a2),
+        "model": 2 * n / (b1 + b2),
+        "naive": n / d,
+        "scan": large["rate"],
+    }
+    rate["bound"] = 1 / (1 / rate["decode"] + 1 / rate["model"])
+    steady = (large["images"] - small["images"]) / max(1e-9, large["wall_s"] - small["wall_s"])
+    ratios = {
+        "scan/bound": rate["scan"] / rate["bound"],
+        "scan/naive": rate["scan"] / rate["naive"],
+        "rss ratio": large["rss"] / small["rss"],
+        "help s": help_s,
+    }
+    mp = corpus.megapixels / n
+    nl, nb = small["images"], large["images"]
+    print("\nthroughput (images/s; MP/s of source images)")
+    print(
+        f"  (a) decode only            {rate['decode']:8.2f} {rate['decode'] * mp:7.1f} MP/s"
+        f"   (runs {n / a1:.2f}, {n / a2:.2f})"
+    )
+    print(
+        f"  (b) model only, batch {args.batch_size:<4} {rate['model']:8.2f}"
+        f" {rate['model'] * mp:7.1f} MP/s   (runs {n / b1:.2f}, {n / b2:.2f})"
+    )
+    print(f"      bound 1/(1/a + 1/b)    {rate['bound']:8.2f}")
+    print(
+        f"  (c) imgcheck scan          {rate['scan']:8.2f} {rate['scan'] * mp:7.1f} MP/s"
+        f"   ({nb} images in {large['scan_s']:.1f} s by the CLI's timer)"
+    )
+    print(
+        f"      scan wall, {nl} images{'':<{max(0, 6 - len(str(nl)))}}{nl / small['wall_s']:8.2f}"
+        f"           ({small['wall_s']:.2f} s incl. {small['startup_s']:.2f} s start + load)"
+    )
+    print(
+        f"      scan wall, steady      {steady:8.2f}           "
+        f"(({nb} - {nl}) images / wall difference)"
+    )
+    print(f"  (d) naive loop             {rate['naive']:8.2f} {rate['naive'] * mp:7.1f} MP/s")
+    for name, value in extra.items():
+        print(f"      {name:<22}{value:8.2f}           (measured beside (b), same load)")
+    print("memory (peak RSS of the scan process)")
+    print(
+        f"  (e) {nl} images {small['rss'] / 2**20:8.1f} MiB, {nb} images "
+        f"{large['rss'] / 2**20:8.1f} MiB"
+    )
+    print(f"startup: imgcheck --help {help_s:.3f} s (best of {args.help_repeat})")
+    print("ratios (measured in this run)")
+    print(_ratio_line("scan / bound", ratios["scan/bound"], GOALS["scan/bound"]))
+    print(_ratio_line("scan / naive", ratios["scan/naive"], GOALS["scan/naive"]))
+    rss_name = f"RSS({args.rss_factor}N) / RSS(N)"
+    print(_ratio_line(rss_name, ratios["rss ratio"], GOALS["rss ratio"], higher=False))
+    print(_ratio_line("imgcheck --help (s)", help_s, GOALS["help s"], higher=False))
+    total = time.perf_counter() - t_start
+    print(f"benchmark wall time {total:.0f} s")
+    if args.json:
+        report = {
+            "machine": _corpus.machine(),
+            "model": model_source,
+            "variant": args.variant,
+            "n": n,
+            "batch_size": args.batch_size,
+            "workers": scanner.workers,
+            "rates": rate,
+            "extra_rates": extra,
+            "scan_small": small,
+            "scan_large": large,
+            "steady_wall_rate": steady,
+            "ratios": ratios,
+            "seconds": total,
+        }
+        args.json.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
