@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(
-        f"{'variant':<10}{'provider':<24}{'AUC':>8}{'delta':>9}{'crops/s':>10}{'ratio':>7}  ship?"
+        f"{'variant':<10}{'provider':<14}{'AUC':>8}{'delta':>9}{'max|ds|':>9}"
+        f"{'crops/s':>10}{'ratio':>7}  ship?"
     )
     for name, res in results.items():
         short = res["provider"].replace("ExecutionProvider", "")
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         ok = "-" if base == "fp32" else ("yes" if -res["auc_delta"] <= ev.MAX_AUC_DROP else "no")
         tag = " (in manifest)" if f"detector_{base}" in shipped else ""
         print(
-            f"{name:<10}{short:<24}{res['auc']:>8.4f}{res['auc_delta']:>+9.4f}"
+            f"{name:<10}{short:<14}{res['auc']:>8.4f}{res['auc_delta']:>+9.4f}"
+            f"{res['max_score_diff']:>9.4f}"
             f"{res['crops_per_s']:>10.1f}{res['speed_ratio']:>7.2f}  {ok}{tag}"
         )
     if "fp16" in results and results["fp16"]["provider"] == "CPUExecutionProvider":

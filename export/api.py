@@ -56,7 +56,7 @@ def export_run(
     """Export RUN_DIR/checkpoints/final.pt into OUT; return the manifest that was written."""
     from imgcheck.export.checkpoint import load_run
 
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "models/", ".", ".." -> a real name and parent
     if opset < 18:
         raise ExportError(f"--opset {opset}: opset 18 or newer is needed (antialiased Resize)")
     if out.exists() and not out.is_dir():

@@ -181,16 +181,17 @@ def compare(
     seconds: float = 1.5,
 ) -> dict[str, dict[str, float]]:
     """AUC and crops/s for each session; `fp32` must be among them (the reference)."""
-    results = {}
+    results, scores = {}, {}
     for name, session in sessions.items():
-        scores = image_scores(crop_scores(session, crops, batch), counts)
+        scores[name] = image_scores(crop_scores(session, crops, batch), counts)
         results[name] = {
-            "auc": roc_auc(labels, scores),
+            "auc": roc_auc(labels, scores[name]),
             "crops_per_s": throughput(session, crops, batch, seconds),
             "provider": session.get_providers()[0],
         }
     ref = results["fp32"]
-    for res in results.values():
+    for name, res in results.items():
         res["auc_delta"] = res["auc"] - ref["auc"]
         res["speed_ratio"] = res["crops_per_s"] / ref["crops_per_s"]
+        res["max_score_diff"] = float(np.abs(scores[name] - scores["fp32"]).max())
     return results

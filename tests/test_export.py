@@ -389,3 +389,19 @@ def test_detector_parity_check_catches_drift(exported: tuple[Path, Path, dict]) 
     verify_detector(run.detector, model, detector_shapes(32)[:2])  # the shipped one passes
     with pytest.raises(ParityError, match="detector: ONNX Runtime does not match PyTorch"):
         verify_detector(run.detector, _drift(model), detector_shapes(32)[:2])
+
+
+def test_bench_variants_runs(exported: tuple[Path, Path, dict], capsys) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_variants", REPO / "benchmarks" / "bench_variants.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    run_dir, out, _ = exported
+    assert bench.main([str(run_dir), str(out), "--seconds", "0.05", "--batch", "4"]) == 0
+    table = capsys.readouterr().out
+    assert "split.json val" in table
+    for name in ("fp32", "int8", "fp16"):
+        assert f"\n{name} " in table
