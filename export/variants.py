@@ -18,40 +18,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from imgcheck.detector.metrics import roc_auc
 from imgcheck.detector.view import ViewSpec, aggregate, make_views
+from imgcheck.trainer.data import load_rgb as _load_rgb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 MAX_AUC_DROP = 0.005
 
 
-def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """Mann-Whitney AUC with ties counted 1/2; labels 1 = colorized."""
-    y = np.asarray(labels).reshape(-1)
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    pos, neg = int((y == 1).sum()), int((y == 0).sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), dtype=np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):  # average ranks over ties
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
-
-
 def load_rgb(path: Path, max_side: int) -> np.ndarray:
-    """An image file as uint8 RGB, shrunk (never enlarged) so its long side is <= max_side."""
-    with Image.open(path) as img:
-        img.draft("RGB", (max_side, max_side))
-        rgb = img.convert("RGB")
-    if max(rgb.size) > max_side:
-        rgb.thumbnail((max_side, max_side), Image.Resampling.BOX)
-    return np.asarray(rgb)
+    """An image file as uint8 RGB at the trainer's scale (its own loader, so the scale matches)."""
+    return np.asarray(_load_rgb(path, max_side))
 
 
 def list_images(folder: Path) -> list[Path]:
