@@ -10,10 +10,11 @@ Measures, on a corpus of N JPEGs of mixed sizes (0.3-4 MP by default):
   (d) naive: one image at a time, full-resolution decode, one `session.run` per image, no
       parallel decoding (same session);
   (e) the scan's peak RSS on N and on factor*N inputs (hard links to the same files).
-(a) and (b) are measured before and after the scans and averaged, so a load change during the
-run hits both sides. The scan rate is the CLI's own timer on the factor*N run (first path to
-last row; interpreter start and model load are printed apart, and cancel out in the "steady"
-line, which is (10N - N) images over the difference of the two wall times).
+(a), (b), (d) and (c) on N images are measured in `--rounds` interleaved rounds and pooled:
+on a shared machine the load comes and goes, and interleaving lets it hit every side alike.
+(c) uses the CLI's own timer (first path to last row); interpreter start and model load are
+printed apart. The factor*N run gives (e) and a big-folder scan rate; its "steady" line is
+(factor*N - N) images over the difference of the wall times, so start-up cancels out.
 
 Ratios (goals): scan / bound >= 0.85 with bound = 1 / (1/a + 1/b) (decode and inference share
 the same cores); scan / naive >= 3; RSS(factor*N) / RSS(N) <= 1.1; `imgcheck --help` < 0.3 s.
@@ -144,6 +145,24 @@ def cli_scan(folder: Path, model: Path, csv_path: Path, args: argparse.Namespace
     }
 
 
+def _extra_rates(
+    scanner: Any, model: Path, prepared: list[Any], args: argparse.Namespace
+) -> dict[str, float]:
+    """int8 vs fp32 model-only (when the manifest ships int8); IOBinding vs run on CUDA."""
+    from imgcheck.detector.scan import Scanner
+
+    n, extra = len(prepared), {}
+    manifest = json.loads((model / "manifest.json").read_text()) if model.is_dir() else {}
+    if not args.variant and "detector_int8" in manifest.get("variants", {}):
+        q = Scanner(model, "cpu", batch_size=args.batch_size, variant="int8")
+        extra["int8 model-only"] = n / model_only(q, prepared, args.batch_size)
+        extra["fp32 model-only"] = n / model_only(scanner, prepared, args.batch_size)
+    if scanner.provider == "cuda":
+        extra["cuda iobinding"] = n / model_only_iobinding(scanner, prepared, args.batch_size)
+        extra["cuda session.run"] = n / model_only(scanner, prepared, args.batch_size)
+    return extra
+
+
 def ablate(scanner: Any, model: Path, paths: list[Path], rounds: int, device: str) -> None:
     """In-process Scanner.run over the corpus, ORT spinning off vs on, rounds interleaved."""
     from imgcheck.detector.inputs import InputItem
@@ -179,7 +198,8 @@ def _ratio_line(name: str, value: float, goal: float, higher: bool = True) -> st
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=20, help="corpus size N (default 20)")
+    parser.add_argument("--n", type=int, default=16, help="corpus size N (default 16)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--rss-factor", type=int, default=10, help="the big run has factor*N")
     parser.add_argument("--model", type=Path, help="model folder (default: shipped, else random)")
     parser.add_argument("--synthetic", action="store_true", help="generated images, no photos")
@@ -251,81 +271,112 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     big = _corpus.linked_copies(corpus, args.rss_factor, args.work)
 
-    # (a), (b) first time; the extra model-only lines at the same moment
-    a1, prepared = decode_only(scanner, corpus.paths)
-    b1 = model_only(scanner, prepared, args.batch_size)
+    # Rounds of (a), (b), (d), (c) on N images: every rate is sampled at the same moments, so
+    # the load of a shared machine (which comes and goes) hits all sides alike; then (e).
+    t: dict[str, list[float]] = {"a": [], "b": [], "d": []}
+    smalls: list[dict] = []
     extra: dict[str, float] = {}
-    manifest = json.loads((model / "manifest.json").read_text()) if model.is_dir() else {}
-    if not args.variant and "detector_int8" in manifest.get("variants", {}):
-        q = Scanner(model, "cpu", batch_size=args.batch_size, variant="int8")
-        extra["int8 model-only"] = n / model_only(q, prepared, args.batch_size)
-        extra["fp32 model-only"] = n / model_only(scanner, prepared, args.batch_size)
-        del q
-    if scanner.provider == "cuda":
-        extra["cuda iobinding"] = n / model_only_iobinding(scanner, prepared, args.batch_size)
-        extra["cuda session.run"] = n / model_only(scanner, prepared, args.batch_size)
-    del prepared
-    # (d) naive, (c) scan on N, (e) scan on factor*N
-    d = naive(scanner, corpus.paths)
     csv_path = args.work / "bench-scan.csv"
-    small = cli_scan(corpus.folder, cli_model, csv_path, args)
+    for r in range(args.rounds):
+        seconds, prepared = decode_only(scanner, corpus.paths)
+        t["a"].append(seconds)
+        t["b"].append(model_only(scanner, prepared, args.batch_size))
+        if r == 0:
+            extra = _extra_rates(scanner, model, prepared, args)
+        del prepared
+        t["d"].append(naive(scanner, corpus.paths))
+        smalls.append(cli_scan(corpus.folder, cli_model, csv_path, args))
     large = cli_scan(big, cli_model, csv_path, args)
-    # (a), (b) again
-    a2, prepared = decode_only(scanner, corpus.paths)
-    b2 = model_only(scanner, prepared, args.batch_size)
-    del prepared
     help_s = _corpus.help_seconds(args.help_repeat)
 
+    def per_round(key: str) -> list[float]:
+        return [n / x for x in t[key]]
+
+    rounds_rate = {
+        "decode": per_round("a"),
+        "model": per_round("b"),
+        "naive": per_round("d"),
+        "scan": [s["rate"] for s in smalls],
+    }
     rate = {
-        "decode": 2 * n / (a1 + a2),
-        "model": 2 * n / (b1 + b2),
-        "naive": n / d,
-        "scan": large["rate"],
+        "decode": len(t["a"]) * n / sum(t["a"]),
+        "model": len(t["b"]) * n / sum(t["b"]),
+        "naive": len(t["d"]) * n / sum(t["d"]),
+        "scan": sum(s["images"] for s in smalls) / sum(s["scan_s"] for s in smalls),
+        "scan_large": large["rate"],
     }
     rate["bound"] = 1 / (1 / rate["decode"] + 1 / rate["model"])
-    steady = (large["images"] - small["images"]) / max(1e-9, large["wall_s"] - small["wall_s"])
+    bounds = [
+        1 / (1 / a + 1 / b)
+        for a, b in zip(rounds_rate["decode"], rounds_rate["model"], strict=True)
+    ]
+    small_wall = sum(s["wall_s"] for s in smalls) / len(smalls)
+    small_start = sum(s["startup_s"] for s in smalls) / len(smalls)
+    steady = (large["images"] - n) / max(1e-9, large["wall_s"] - small_wall)
     ratios = {
         "scan/bound": rate["scan"] / rate["bound"],
         "scan/naive": rate["scan"] / rate["naive"],
-        "rss ratio": large["rss"] / small["rss"],
+        "rss ratio": large["rss"] / smalls[0]["rss"],
         "help s": help_s,
     }
+    per_round_ratios = {
+        "scan/bound": [c / b for c, b in zip(rounds_rate["scan"], bounds, strict=True)],
+        "scan/naive": [
+            c / d for c, d in zip(rounds_rate["scan"], rounds_rate["naive"], strict=True)
+        ],
+    }
     mp = corpus.megapixels / n
-    nl, nb = small["images"], large["images"]
-    print("\nthroughput (images/s; MP/s of source images)")
+    nb = large["images"]
+
+    def runs(values: list[float]) -> str:
+        return "rounds " + ", ".join(f"{v:.2f}" for v in values)
+
+    print(f"\nthroughput (images/s; MP/s of source images); {args.rounds} interleaved rounds")
     print(
         f"  (a) decode only            {rate['decode']:8.2f} {rate['decode'] * mp:7.1f} MP/s"
-        f"   (runs {n / a1:.2f}, {n / a2:.2f})"
+        f"   ({runs(rounds_rate['decode'])})"
     )
     print(
         f"  (b) model only, batch {args.batch_size:<4} {rate['model']:8.2f}"
-        f" {rate['model'] * mp:7.1f} MP/s   (runs {n / b1:.2f}, {n / b2:.2f})"
+        f" {rate['model'] * mp:7.1f} MP/s   ({runs(rounds_rate['model'])})"
     )
-    print(f"      bound 1/(1/a + 1/b)    {rate['bound']:8.2f}")
+    print(f"      bound 1/(1/a + 1/b)    {rate['bound']:8.2f}              ({runs(bounds)})")
     print(
         f"  (c) imgcheck scan          {rate['scan']:8.2f} {rate['scan'] * mp:7.1f} MP/s"
-        f"   ({nb} images in {large['scan_s']:.1f} s by the CLI's timer)"
+        f"   ({runs(rounds_rate['scan'])}; the CLI's timer, {n} images each)"
     )
     print(
-        f"      scan wall, {nl} images{'':<{max(0, 6 - len(str(nl)))}}{nl / small['wall_s']:8.2f}"
-        f"           ({small['wall_s']:.2f} s incl. {small['startup_s']:.2f} s start + load)"
+        f"      scan, {nb} images       {rate['scan_large']:8.2f}"
+        f" {rate['scan_large'] * mp:7.1f} MP/s   (one run after the rounds: "
+        f"{large['scan_s']:.1f} s by the CLI's timer)"
     )
     print(
-        f"      scan wall, steady      {steady:8.2f}           "
-        f"(({nb} - {nl}) images / wall difference)"
+        f"      scan wall, {n} images   {n / small_wall:8.2f}              "
+        f"({small_wall:.2f} s incl. {small_start:.2f} s interpreter start + model load)"
     )
-    print(f"  (d) naive loop             {rate['naive']:8.2f} {rate['naive'] * mp:7.1f} MP/s")
+    print(
+        f"      scan wall, steady      {steady:8.2f}              "
+        f"(({nb} - {n}) images / wall-time difference)"
+    )
+    print(
+        f"  (d) naive loop             {rate['naive']:8.2f} {rate['naive'] * mp:7.1f} MP/s"
+        f"   ({runs(rounds_rate['naive'])})"
+    )
     for name, value in extra.items():
-        print(f"      {name:<22}{value:8.2f}           (measured beside (b), same load)")
+        print(f"      {name:<22}{value:8.2f}              (round 1, beside (b))")
     print("memory (peak RSS of the scan process)")
     print(
-        f"  (e) {nl} images {small['rss'] / 2**20:8.1f} MiB, {nb} images "
+        f"  (e) {n} images {smalls[0]['rss'] / 2**20:8.1f} MiB, {nb} images "
         f"{large['rss'] / 2**20:8.1f} MiB"
     )
+    if n < args.batch_size:
+        print(f"      note: N < batch size {args.batch_size}: the N run never holds a full batch,")
+        print("      so its RSS is not comparable (use N >= batch size for the ratio)")
     print(f"startup: imgcheck --help {help_s:.3f} s (best of {args.help_repeat})")
     print("ratios (measured in this run)")
-    print(_ratio_line("scan / bound", ratios["scan/bound"], GOALS["scan/bound"]))
-    print(_ratio_line("scan / naive", ratios["scan/naive"], GOALS["scan/naive"]))
+    for key, label in (("scan/bound", "scan / bound"), ("scan/naive", "scan / naive")):
+        line = _ratio_line(label, ratios[key], GOALS[key])
+        print(f"{line}   ({runs(per_round_ratios[key])})")
     rss_name = f"RSS({args.rss_factor}N) / RSS(N)"
     print(_ratio_line(rss_name, ratios["rss ratio"], GOALS["rss ratio"], higher=False))
     print(_ratio_line("imgcheck --help (s)", help_s, GOALS["help s"], higher=False))
@@ -340,8 +391,10 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": args.batch_size,
             "workers": scanner.workers,
             "rates": rate,
+            "round_rates": rounds_rate,
+            "round_ratios": per_round_ratios,
             "extra_rates": extra,
-            "scan_small": small,
+            "scan_small": smalls,
             "scan_large": large,
             "steady_wall_rate": steady,
             "ratios": ratios,

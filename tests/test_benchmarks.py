@@ -70,7 +70,8 @@ def test_run_measured_reports_the_childs_own_peak_rss() -> None:
 
 def test_bench_scan_tiny(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "scan.json"
-    args = ["--n", "3", "--rss-factor", "2", "--help-repeat", "1", "--model", str(model_dir)]
+    args = ["--n", "3", "--rounds", "2", "--rss-factor", "2", "--help-repeat", "1"]
+    args += ["--model", str(model_dir)]
     code = _load("bench_scan").main(
         [*args, *TINY, "--work", str(tmp_path / "work"), "--json", str(out)]
     )
@@ -80,7 +81,8 @@ def test_bench_scan_tiny(tmp_path: Path, model_dir: Path, capsys: pytest.Capture
         assert needle in text
     assert "scan / bound" in text and "RSS(2N) / RSS(N)" in text
     report = json.loads(out.read_text())
-    assert report["scan_small"]["images"] == 3 and report["scan_large"]["images"] == 6
+    assert [r["images"] for r in report["scan_small"]] == [3, 3]
+    assert report["scan_large"]["images"] == 6
     assert set(report["ratios"]) == {"scan/bound", "scan/naive", "rss ratio", "help s"}
     assert all(v > 0 for v in report["rates"].values())
 
