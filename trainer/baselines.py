@@ -37,6 +37,7 @@ __all__ = [
     "ExemplarTransferColorizer",
     "KNNPatchColorizer",
     "LuminanceLUTColorizer",
+    "WorkResolutionChroma",
     "build_baseline",
 ]
 
@@ -357,9 +358,30 @@ class KNNPatchColorizer:
 
 # ---------------------------------------------------------------------------------- registry
 
+
+class WorkResolutionChroma:
+    """The photo's own chroma, reduced to `work_size` and re-attached to full-resolution L.
+
+    An "oracle" colorizer: perfect hues, but exactly the chroma resolution every colorizer
+    following the deployed protocol produces (ours, DeOldify-style renderers, our baselines).
+    Training the detector on it teaches the one cue all of them share, chroma that is smoother
+    than its luminance, instead of our generator's hue habits (its sepia bias), which is what
+    a detector trained on GAN fakes alone learns first. Training only: it needs the colour
+    original, so it is never an evaluation colorizer.
+    """
+
+    def __init__(self, work_size: int = 256) -> None:
+        self.work_size = work_size
+
+    @torch.no_grad()
+    def __call__(self, rgb: torch.Tensor) -> torch.Tensor:
+        lab = rgb_to_lab(_as_batch(rgb))
+        return _reattach(lab[:, :1], _resize(lab[:, 1:], self.work_size))
+
+
 # Names used by the trainer (which fakes it trains on) and by the model card (what it was
 # evaluated on). Never add an EVAL_ONLY name to TRAINING: that would void the held-out test.
-TRAINING: dict[str, type] = {"lut": LuminanceLUTColorizer}
+TRAINING: dict[str, type] = {"lut": LuminanceLUTColorizer, "chroma_lowres": WorkResolutionChroma}
 EVAL_ONLY: dict[str, type] = {
     "exemplar": ExemplarTransferColorizer,
     "knn": KNNPatchColorizer,
@@ -376,6 +398,8 @@ def build_baseline(
     """
     if name == "lut":
         return LuminanceLUTColorizer(work_size=work_size).fit(photos)
+    if name == "chroma_lowres":
+        return WorkResolutionChroma(work_size=work_size)
     if name == "knn":
         return KNNPatchColorizer(work_size=work_size, seed=seed).fit(photos)
     if name == "exemplar":

@@ -30,11 +30,11 @@ class TrainConfig:
     # val_l1 of the L1 phase flattens after ~15 epochs; the GAN phase is what adds colour.
     epochs_l1: int = 15
     epochs_gan: int = 25
-    epochs_cls: int = 8
+    epochs_cls: int = 10
     batch_size: int = 16
     lr: float = 2e-4
     lambda_l1: float = 100.0
-    lambda_chroma: float = 50.0
+    lambda_chroma: float = 100.0
     # Geometry. `crop`: generator training crops; `cls_crop`: classifier crops = the view's crop.
     crop: int = 128
     cls_crop: int = 256
@@ -43,7 +43,7 @@ class TrainConfig:
     max_side: int = 1024
     view_grid: int = 2
     # Classifier fakes: generator snapshots and baseline colorizers (comma separated).
-    cls_sources: str = "l1,gan_mid,gan,lut"
+    cls_sources: str = "l1,gan_mid,gan,lut,chroma_lowres"
     jpeg_prob: float = 0.8
     blur_prob: float = 0.3
     # Calibration: at most this share of real validation photos is flagged.
