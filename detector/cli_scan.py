@@ -1,7 +1,7 @@
 """`imgcheck scan`: find AI-colorized images in files and folders; a CI gate like ruff.
 
-Only cheap imports at module level (typer, pathlib, enum, and the import-light session module
-for `Device`), so `imgcheck --help` never loads numpy, Pillow or onnxruntime; the pipeline is
+Only cheap imports at module level (typer, pathlib, enum, and the import-light session and
+models modules for `Device` and `Variant`), so `imgcheck --help` never loads numpy, Pillow or onnxruntime; the pipeline is
 imported inside the command.
 
 Decisions worth knowing:
@@ -28,6 +28,7 @@ from typing import TextIO
 
 import typer
 
+from imgcheck.detector.models import Variant
 from imgcheck.detector.session import Device
 
 BATCH_SIZE = 8  # = scan.DEFAULT_BATCH_SIZE (not imported here: scan imports numpy); tested
@@ -138,6 +139,13 @@ def scan_command(
     device: Device = typer.Option(
         Device.AUTO, "--device", help="Where to run the detector; auto prefers CUDA."
     ),
+    variant: Variant = typer.Option(
+        Variant.FP32,
+        "--variant",
+        help="Detector build: fp32 is the calibrated model; int8 runs about 2x faster on CPU "
+        "with a small score difference (export keeps it only within 0.005 AUC of fp32); fp16 "
+        "is meant for CUDA. The model folder must ship the variant (see its manifest.json).",
+    ),
     threshold: float | None = typer.Option(
         None,
         "--threshold",
@@ -184,6 +192,7 @@ def scan_command(
             exclude=exclude,
             model=model,
             device=device,
+            variant=variant,
             threshold=threshold,
             batch_size=batch_size,
             workers=workers,
@@ -230,6 +239,7 @@ def _run(
     exclude: list[str],
     model: Path | None,
     device: Device,
+    variant: Variant,
     threshold: float | None,
     batch_size: int,
     workers: int,
@@ -267,6 +277,7 @@ def _run(
         threshold=threshold,
         view=view,
         max_pixels=limit,
+        variant=variant.value,
     )
     err = Console(stderr=True, highlight=False)
     if not quiet:
@@ -274,7 +285,9 @@ def _run(
             typer.echo(f"imgcheck scan: warning: {message}", err=True)
     to_terminal = output is None and sys.stdout.isatty()
     bar_console = Console(file=sys.stdout) if to_terminal else err
-    summary = Summary(provider=scanner.provider, threshold=scanner.threshold)
+    summary = Summary(
+        provider=scanner.provider, threshold=scanner.threshold, variant=scanner.variant
+    )
     items = iter_inputs(paths, recursive=recursive, include=include, exclude=exclude)
     start = time.perf_counter()
     progress = ScanProgress(bar_console, enabled=not quiet)

@@ -55,6 +55,7 @@ class Evaluation:
     model: str
     provider: str
     seconds: float
+    variant: str = "fp32"  # the detector build that was measured
     warnings: list[str] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)  # first MAX_ERRORS_LISTED
 
@@ -74,6 +75,7 @@ class Evaluation:
             "threshold": self.threshold,
             "model": self.model,
             "provider": self.provider,
+            "variant": self.variant,
             "seconds": round(self.seconds, 3),
             "warnings": list(self.warnings),
             "errors": list(self.errors),
@@ -128,12 +130,14 @@ def evaluate(
     threshold: float | None = None,
     batch_size: int | None = None,
     workers: int | None = None,
+    variant: str | None = None,
 ) -> Evaluation:
     """Score real photos (label 0) and colorized images (label 1) and compute the metrics.
 
     `real`/`fake`: folders, files or globs, as `scan` takes them. `threshold=None` uses the
     model's calibrated threshold (like `scan`). Raises `ModelError` for model problems, before
-    any image is read. A class with no scored image gives nan metrics and a note (see
+    any image is read. `variant` ("int8", "fp16"; None or "fp32" = the calibrated model) measures
+    one of the builds the model folder's manifest lists, against the fp32 threshold. A class with no scored image gives nan metrics and a note (see
     `binary_report`); the CLI turns that into exit 2.
 
     Uses `scan.Scanner` (what `imgcheck.scan()` wraps) so the model loads once for both
@@ -148,6 +152,7 @@ def evaluate(
         batch_size=batch_size or DEFAULT_BATCH_SIZE,
         workers=workers,
         threshold=threshold,
+        variant=variant,
     )
     labels, scores, counts, errors = score_folders(scanner, real, fake)
     metrics = binary_report(labels, scores, scanner.threshold)
@@ -157,6 +162,7 @@ def evaluate(
         threshold=float(scanner.threshold),
         model=str(scanner.model_name),
         provider=str(scanner.provider),
+        variant=str(scanner.variant),
         seconds=time.perf_counter() - start,
         warnings=list(scanner.warnings),
         errors=errors,

@@ -82,7 +82,10 @@ class ScanProgress:
 
 
 def summary_line(summary: Summary) -> str:
-    """`imgcheck: 269 images in 2.1 s (126.4 images/s, cpu): 3 colorized, 250 real, ...`."""
+    """`imgcheck: 269 images in 2.1 s (126.4 images/s, cpu, threshold 0.500): 3 colorized, ...`.
+
+    A detector variant other than fp32 is named after the provider: `(..., cpu, int8, ...)`.
+    """
     status, verdict = summary.by_status, summary.by_verdict
     parts = [
         f"{verdict.get(Verdict.COLORIZED.value, 0)} colorized",
@@ -91,8 +94,9 @@ def summary_line(summary: Summary) -> str:
         f"{status.get(Status.ERROR.value, 0)} errors",
     ]
     threshold = "" if summary.threshold is None else f", threshold {summary.threshold:.3f}"
+    variant = "" if summary.variant == "fp32" else f", {summary.variant}"
     return (
         f"imgcheck: {summary.total} images in {summary.seconds:.1f} s "
-        f"({summary.images_per_second:.1f} images/s, {summary.provider}{threshold}): "
+        f"({summary.images_per_second:.1f} images/s, {summary.provider}{variant}{threshold}): "
         + ", ".join(parts)
     )

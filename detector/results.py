@@ -75,6 +75,7 @@ class Summary:
     by_verdict: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     provider: str = "cpu"  # the ONNX Runtime provider that really ran
+    variant: str = "fp32"  # the detector build that ran (fp32 = the calibrated model)
     threshold: float | None = None
 
     def add(self, result: ScanResult) -> None:

@@ -117,6 +117,7 @@ class Scanner:
         Image.init()  # register every Pillow plugin once, before threads race to do it
         device = Device(device)
         self.info: ModelInfo = resolve("detector", Path(model) if model else None, variant)
+        self.variant = self.info.variant  # "fp32" (calibrated), "int8" or "fp16"
         self.session = create_session(self.info.path, device)
         self.provider = active_provider(self.session)
         self._check_device(device)
@@ -317,12 +318,17 @@ def scan(
     view: ViewSpec | dict[str, Any] | str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     stdin: IO[Any] | None = None,
+    variant: str | None = None,
 ) -> Iterator[ScanResult]:
     """Scan files, folders, globs (or `-` for stdin) and yield one ScanResult per image.
 
     The model loads here, so a bad model raises `ModelError` at the call, not on the first
     `next()`. Results stream in input order; `path` is the path as found (a non-UTF-8 name is
     a `str` with surrogate escapes that opens the file; reports escape it for display).
+
+    `variant`: None or "fp32" runs the calibrated model; "int8" (about 2x faster on CPU, scores
+    differ slightly) or "fp16" (for CUDA) run the builds the model folder's manifest lists
+    under `variants`; one it does not list raises `ModelError`.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]  # scan("photos") means the folder, not its letters
@@ -335,6 +341,7 @@ def scan(
         view=view,
         max_pixels=max_pixels,
         thumbnails=thumbnails,
+        variant=variant,
     )
     items = iter_inputs(paths, recursive=recursive, include=include, exclude=exclude, stdin=stdin)
     return scanner.run(items)

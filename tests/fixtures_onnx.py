@@ -29,8 +29,11 @@ def detector_model_bytes(
     kind: str = "detector",
     pool: int = 16,
     input_type: str = "uint8",
+    variant: str | None = None,
 ) -> bytes:
-    """Serialized fake detector. `input_type="float"` makes a model that breaks the contract."""
+    """Serialized fake detector. `input_type="float"` makes a model that breaks the contract.
+    `variant` ("int8", "fp16") sets the `imgcheck.variant` metadata export gives its variants
+    (the graph stays the same fp32 one: enough for the runtime, which only picks the file)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -75,6 +78,8 @@ def detector_model_bytes(
     props = {"imgcheck.kind": kind, "imgcheck.view": json.dumps(view or TEST_VIEW)}
     if threshold is not None:
         props["imgcheck.threshold"] = str(threshold)
+    if variant is not None:
+        props["imgcheck.variant"] = variant
     helper.set_model_props(model, props)
     onnx.checker.check_model(model)
     return model.SerializeToString()
@@ -93,9 +98,13 @@ def write_model_folder(
     threshold: float = 0.5,
     view: dict[str, Any] | None = None,
     corrupt_sha: bool = False,
+    variants: tuple[str, ...] = (),
     **kwargs: Any,
 ) -> Path:
-    """A model folder with `manifest.json` (what `imgcheck export` writes), sha256 included."""
+    """A model folder with `manifest.json` (what `imgcheck export` writes), sha256 included.
+
+    `variants` (e.g. `("int8",)`) also writes `detector.<name>.onnx`, a copy of the fake model
+    with `imgcheck.variant` metadata, listed under the manifest's `variants` with its sha256."""
     folder.mkdir(parents=True, exist_ok=True)
     data = detector_model_bytes(threshold=threshold, view=view, **kwargs)
     (folder / "detector.onnx").write_bytes(data)
@@ -120,6 +129,18 @@ def write_model_folder(
             "view": view or TEST_VIEW,
         },
     }
+    if variants:
+        manifest["variants"] = {}
+    for name in variants:
+        blob = detector_model_bytes(threshold=threshold, view=view, variant=name, **kwargs)
+        (folder / f"detector.{name}.onnx").write_bytes(blob)
+        manifest["variants"][f"detector_{name}"] = {
+            "file": f"detector.{name}.onnx",
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "device": "cuda" if name == "fp16" else "cpu",
+            "auc_delta": 0.0,
+            "speed_ratio": 1.0,
+        }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return folder
 

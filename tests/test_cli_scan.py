@@ -381,3 +381,25 @@ def test_output_to_fifo_symlink_and_directory(
 
     result = invoke([str(photos), "-o", str(tmp_path)], model_dir)
     assert result.exit_code == 2 and "is a directory" in result.stderr
+
+
+def test_variant_option(photos: Path, tmp_path: Path, model_dir: Path) -> None:
+    folder = write_model_folder(tmp_path / "mv", variants=("int8",))
+    result = invoke([str(photos), "--variant", "int8", "-q"], folder)
+    assert result.exit_code == 1, result.output
+    assert {Path(r["path"]).name for r in rows(result.stdout)} >= {"colour.png", "muted.png"}
+    assert "cpu, int8, threshold 0.500" in result.stderr  # the summary line names it
+    result = invoke([str(photos), "--variant", "fp32", "-q"], folder)
+    assert result.exit_code == 1 and "int8" not in result.stderr
+    # Not shipped (or a bare .onnx): a usage error naming what is shipped, no report written.
+    target = tmp_path / "out.csv"
+    result = invoke([str(photos), "--variant", "fp16", "-o", str(target)], folder)
+    assert result.exit_code == 2 and not target.exists()
+    assert "imgcheck scan: error:" in result.stderr
+    assert "no fp16 detector variant (available: fp32, int8)" in result.stderr
+    result = invoke([str(photos), "--variant", "int8"], model_dir)
+    assert result.exit_code == 2 and "available: fp32)" in result.stderr
+    bare = write_detector(tmp_path / "d.onnx")
+    result = invoke([str(photos), "--model", str(bare), "--variant", "int8"], None)
+    assert result.exit_code == 2 and "single .onnx file" in result.stderr
+    assert invoke([str(photos), "--variant", "int4"], folder).exit_code == 2

@@ -183,3 +183,23 @@ def test_no_torch_and_lazy_onnxruntime() -> None:
         "assert 'torch' not in sys.modules, 'runtime imported torch'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_variant_is_measured_and_missing_one_exits_2(dataset) -> None:
+    from imgcheck.detector.evaluate import evaluate
+
+    model = write_model_folder(dataset["root"] / "mv", variants=("int8",))
+    args = ["--real", str(dataset["real"]), "--fake", str(dataset["fake"]), "--model", str(model)]
+    res = _run(*args, "--variant", "int8", "-f", "json", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["variant"] == "int8" and data["model"].endswith("detector.int8.onnx")
+    assert data["metrics"]["auc"] == pytest.approx(_reference(dataset)["auc"])
+    res = _run(*args, "--variant", "int8")
+    assert res.exit_code == 0 and "provider: cpu, int8" in " ".join(res.stdout.split())
+    result = evaluate(dataset["real"], dataset["fake"], model=model, variant="int8", workers=2)
+    assert result.variant == "int8"
+    res = _run(*args, "--variant", "fp16")
+    assert res.exit_code == 2
+    assert "no fp16 detector variant (available: fp32, int8)" in res.output
+    assert "Traceback" not in res.output

@@ -199,3 +199,22 @@ def test_cuda_fallback_warns_on_auto_and_fails_on_cuda(
     assert any("CUDA" in w for w in scanner.warnings)
     with pytest.raises(ModelError, match="fell back to CPU"):
         Scanner(model_dir, device="cuda")
+
+
+def test_variant_from_manifest_and_missing_variant(tmp_path: Path, photos: Path) -> None:
+    folder = write_model_folder(tmp_path / "mv", variants=("int8",))
+    base = _run(photos, folder)
+    scanner = Scanner(folder, "cpu", workers=2, variant="int8")
+    assert scanner.variant == "int8" and scanner.model_name.endswith("detector.int8.onnx")
+    assert scanner.threshold == 0.5  # the variant keeps the fp32 calibration
+    rows = _run(photos, folder, variant="int8")  # the public API takes it too
+    assert [r.score for r in rows] == [r.score for r in base]  # same graph in the fixture
+    assert Scanner(folder, "cpu", variant="fp32").variant == "fp32"
+    assert Scanner(folder, "cpu", variant=None).model_name.endswith("detector.onnx")
+    with pytest.raises(ModelError, match=r"no fp16 detector variant \(available: fp32, int8\)"):
+        scan(photos, model=folder, variant="fp16")
+    with pytest.raises(ModelError, match=r"available: fp32\)"):
+        Scanner(write_model_folder(tmp_path / "plain"), variant="int8")
+    with pytest.raises(ModelError, match=r"single \.onnx file"):
+        Scanner(write_detector(tmp_path / "d.onnx"), variant="int8")
+    assert Scanner(write_detector(tmp_path / "d.onnx"), "cpu", variant="fp32").variant == "fp32"

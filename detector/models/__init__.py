@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,17 @@ from imgcheck.detector.session import ModelError
 
 DEFAULT_DIR = Path(__file__).resolve().parent
 MANIFEST = "manifest.json"
+BASE_VARIANT = "fp32"  # the calibrated model itself: the manifest's `detector` entry
+
+
+class Variant(str, Enum):
+    """`--variant`: which detector build runs. Only fp32 carries the calibration; the others
+    are export-time conversions of it (int8 for CPU, fp16 for CUDA), kept by export only when
+    their AUC stays within 0.005 of fp32's."""
+
+    FP32 = "fp32"
+    INT8 = "int8"
+    FP16 = "fp16"
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,7 @@ class ModelInfo:
     view: dict[str, Any] = field(default_factory=dict)  # detector only: ViewSpec.to_dict()
     work_size: int | None = None  # colorizer only
     meta: dict[str, Any] = field(default_factory=dict)  # the whole manifest entry
+    variant: str = BASE_VARIANT  # "fp32" (the calibrated model), "int8", "fp16"
 
 
 def sha256_file(path: Path) -> str:
@@ -71,19 +84,41 @@ def _from_onnx_metadata(path: Path, kind: str) -> ModelInfo:
     return ModelInfo(kind, path, threshold, view, work, dict(props))
 
 
-def resolve(kind: str, model: Path | None = None, variant: str | None = None) -> ModelInfo:
+def resolve(
+    kind: str, model: Path | None = None, variant: Variant | str | None = None
+) -> ModelInfo:
     """Locate and verify the `kind` model ("detector"/"colorizer").
 
     `model` may be a folder with a manifest (default: the shipped models) or a bare .onnx file.
-    `variant` picks e.g. "int8"/"fp16" from the manifest's `variants` when it exists there.
+    `variant` picks e.g. "int8"/"fp16" from the manifest's `variants`; None or "fp32" means the
+    base model. A variant that is asked for but not shipped raises `ModelError` naming the
+    variants that are (never a silent fall-back to another model).
     """
+    variant = getattr(variant, "value", variant) or BASE_VARIANT
     if model is not None and model.suffix.lower() == ".onnx":
+        if variant != BASE_VARIANT:
+            raise ModelError(
+                f"variant {variant!r} needs a model folder whose {MANIFEST} lists it; "
+                f"{model} is a single .onnx file (only fp32, the file itself, is available)"
+            )
         return _from_onnx_metadata(model, kind)
     folder = model if model is not None else DEFAULT_DIR
     manifest = read_manifest(folder)
     entry = manifest.get(kind)
-    if variant:
-        entry = manifest.get("variants", {}).get(f"{kind}_{variant}", entry)
+    if variant != BASE_VARIANT:
+        variants = manifest.get("variants")
+        variants = variants if isinstance(variants, dict) else {}
+        entry = variants.get(f"{kind}_{variant}")
+        if entry is None:
+            prefix = f"{kind}_"
+            shipped = [
+                BASE_VARIANT,
+                *sorted(n[len(prefix) :] for n in variants if n.startswith(prefix)),
+            ]
+            raise ModelError(
+                f"{folder / MANIFEST} has no {variant} {kind} variant "
+                f"(available: {', '.join(shipped)})"
+            )
     if not isinstance(entry, dict) or "file" not in entry:
         raise ModelError(f"{folder / MANIFEST} has no {kind} model")
     base = manifest.get(kind, {})
@@ -99,4 +134,5 @@ def resolve(kind: str, model: Path | None = None, variant: str | None = None) ->
         view=entry.get("view", base.get("view", {})),
         work_size=entry.get("work_size", base.get("work_size")),
         meta=entry,
+        variant=variant,
     )
