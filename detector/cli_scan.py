@@ -18,13 +18,10 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import TextIO
 
 import typer
 
@@ -51,29 +48,6 @@ def _choose_format(report: ReportFormat | None, output: Path | None) -> str:
     if output is not None:
         return _SUFFIX_FORMATS.get(output.suffix.lower(), "csv")
     return "table" if sys.stdout.isatty() else "csv"
-
-
-@contextlib.contextmanager
-def _report_target(output: Path | None) -> Iterator[TextIO]:
-    """Where the report goes. A regular file is written atomically (through any symlink, which
-    stays a symlink); a device or FIFO (`-o /dev/null`, `-o /dev/stdout`, a named pipe) is
-    written in place: an atomic rename run as root would replace the device node itself."""
-    from imgcheck.detector.reports import atomic_output
-
-    if output is None:
-        with atomic_output(None) as stream:
-            yield stream
-        return
-    real = Path(os.path.realpath(output))
-    if real.is_dir():
-        raise _fail(f"-o {output} is a directory")
-    special = real.exists() and not real.is_file()
-    if special or str(output).startswith("/dev/") or str(real).startswith("/proc/"):
-        with open(output, "w", encoding="utf-8", newline="") as stream:
-            yield stream
-        return
-    with atomic_output(real) as stream:
-        yield stream
 
 
 def _fail(message: str) -> typer.Exit:
@@ -258,7 +232,7 @@ def _run(
     from imgcheck.detector.decode import DEFAULT_MAX_PIXELS
     from imgcheck.detector.inputs import iter_inputs
     from imgcheck.detector.progress import ScanProgress, summary_line
-    from imgcheck.detector.reports import open_reporter
+    from imgcheck.detector.reports import atomic_output, open_reporter
     from imgcheck.detector.results import Status, Summary, Verdict
     from imgcheck.detector.scan import Scanner
 
@@ -291,7 +265,11 @@ def _run(
     items = iter_inputs(paths, recursive=recursive, include=include, exclude=exclude)
     start = time.perf_counter()
     progress = ScanProgress(bar_console, enabled=not quiet)
-    with _report_target(output) as raw:
+    if output is not None and output.is_dir():
+        raise _fail(f"-o {output} is a directory")
+    # A regular file is written atomically (through a symlink, which stays one); a device or
+    # FIFO (-o /dev/null, a named pipe) in place: the rules of imgcheck.detector.atomic.
+    with atomic_output(output) as raw:
         stream = progress.report_stream(raw) if to_terminal else raw
         # Opened before the bar starts: the report header is printed first, cleanly.
         reporter = open_reporter(fmt, stream, threshold=scanner.threshold, model=scanner.model_name)

@@ -12,8 +12,9 @@ Three promises, each enforced here and nowhere else:
   goes on).
 - **Never half-written.** Every file is written to a hidden temporary file in its final folder,
   fsynced, and `os.replace`d over the target, so the target is either absent, the old file or the
-  complete new one, even after `kill -9`. Temporary names carry the writer's pid; a later run
-  removes those whose writer is gone (`remove_stale_temps`). An existing complete output means
+  complete new one, even after `kill -9` (`imgcheck.detector.atomic`, shared with the reports and
+  the trainer). Temporary names carry the writer's pid; a later run removes those whose writer is
+  gone (`remove_stale_temps`). An existing complete output means
   "done": the run skips it unless `--overwrite`, which is what makes a rerun resume.
 
 Import cost is only the standard library (and `inputs`, which is standard library too): the CLI
@@ -26,17 +27,20 @@ import contextlib
 import glob
 import io
 import os
-import secrets
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO
+from typing import Any
 
+# The atomic writer and its temp-file sweeper are shared with reports and the trainer;
+# re-exported here because this module is where colorize's write rules are documented.
+from imgcheck.detector.atomic import TEMP_SUFFIX as TEMP_SUFFIX
+from imgcheck.detector.atomic import atomic_write
+from imgcheck.detector.atomic import remove_stale_temps as remove_stale_temps
 from imgcheck.detector.inputs import InputItem, iter_inputs
 
-TEMP_SUFFIX = ".imgcheck-tmp"
 COMPARE_TAG = ".compare"
 
 
@@ -196,70 +200,6 @@ class OutputPlanner:
             write_output=self.overwrite or not output.exists(),
             write_compare=compare is not None and (self.overwrite or not compare.exists()),
         )
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: it exists, owned by someone else
-        return True
-    return True
-
-
-def remove_stale_temps(folders: Iterable[Path]) -> int:
-    """Delete temporary files left in `folders` by runs that were killed; returns how many.
-
-    Only our own pattern (`.NAME.PID.RANDOM.imgcheck-tmp`) whose PID is no longer running is
-    removed, so a concurrent run writing into the same folder keeps its files.
-    """
-    removed = 0
-    for folder in set(folders):
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            name = entry.name
-            if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
-                continue
-            parts = name[: -len(TEMP_SUFFIX)].rsplit(".", 2)
-            if len(parts) != 3 or not parts[1].isdigit() or _pid_alive(int(parts[1])):
-                continue
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-                removed += 1
-    return removed
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Run `write(stream)` into a temporary file beside `path`, then rename it over `path`.
-
-    On any exception (KeyboardInterrupt included) the temporary file is removed and `path` is
-    untouched. The file gets the permissions a plain `open()` would give (umask applies).
-    """
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover - 100 random collisions
-        raise FileExistsError(f"could not create a temporary file beside {path}")
-    try:
-        with open(fd, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def save_image(image: Any, path: Path, pil_format: str, quality: int = 92) -> None:

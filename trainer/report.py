@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from imgcheck.detector.atomic import atomic_open, atomic_write
 from imgcheck.detector.metrics import binary_report
 from imgcheck.trainer.colour import lab_to_rgb, rgb_to_luminance
 from imgcheck.trainer.metrics import colorfulness, mean_delta_e2000, psnr, ssim
@@ -96,9 +96,7 @@ def comparison_grid(
             sheet.paste(_fit(_to_pil(img), cell), (pad + c * (cell + pad), head + r * (cell + pad)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    sheet.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    atomic_write(path, lambda stream: sheet.save(stream, format="PNG"))
     return path
 
 
@@ -284,8 +282,9 @@ def write_report(
 ) -> tuple[Path, Path]:
     """Write `report.json` (nan -> null) and `report.md` (Markdown tables) into `run_dir`.
 
-    Both are written atomically (tmp + os.replace), so a crash never leaves half a report
-    beside a finished checkpoint. Returns (json path, markdown path).
+    Both are written atomically (`imgcheck.detector.atomic`: tmp + fsync + os.replace), so a
+    crash never leaves half a report beside a finished checkpoint. Returns (json path,
+    markdown path).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -296,8 +295,7 @@ def write_report(
         ("report.md", _markdown(plain, title) + "\n"),
     ):
         path = run_dir / name
-        tmp = path.with_name(name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_open(path, "w", encoding="utf-8") as stream:
+            stream.write(text)
         paths.append(path)
     return paths[0], paths[1]

@@ -9,7 +9,6 @@ restarts from `checkpoints/last.pt`, which holds everything the next step depend
 from __future__ import annotations
 
 import json
-import os
 import platform
 import random
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 import imgcheck
+from imgcheck.detector.atomic import atomic_write
 
 
 class RunDir:
@@ -43,17 +43,10 @@ class RunDir:
 
 
 def _replace_atomically(path: Path, write: Any) -> None:
-    """Write through `write(file)` to a temporary sibling, fsync, then rename over `path`."""
+    """Write through `write(file)` to a temporary sibling, fsync, then rename over `path`
+    (the runtime's shared writer, `imgcheck.detector.atomic`); creates the folder first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, write)
 
 
 def save_torch(obj: Any, path: Path) -> None:

@@ -1,33 +1,20 @@
-"""`-o FILE` that never leaves a half-written report behind.
+"""`-o FILE` that never leaves a half-written report behind, and stdout as a report stream.
 
 A CI job that reads `report.sarif` after a crashed or interrupted scan must find either the
-previous complete file or nothing, never a truncated one. So the report goes to a temporary file
-in the same folder (same file system, so `os.replace` is an atomic rename) and replaces the
-target only when the whole report was written; on any exception the temporary file is removed.
+previous complete file or nothing, never a truncated one. The file side is the shared atomic
+writer (`imgcheck.detector.atomic.atomic_open`) as a UTF-8 text stream.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import os
-import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-
-def _create_temp(target: Path) -> tuple[Path, int]:
-    # os.open with mode 0o666 lets the umask decide the permissions, like a plain open() would;
-    # tempfile.mkstemp would create 0600 files that surprise whoever reads the report later.
-    for _ in range(100):
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file beside {target}")
+from imgcheck.detector.atomic import atomic_open
 
 
 @contextlib.contextmanager
@@ -57,21 +44,12 @@ def atomic_output(path: Path | None) -> Iterator[TextIO]:
     """Yield a UTF-8 text stream for the report; `None` writes to stdout (left open).
 
     Files are opened with ``newline=""`` so the CSV writer's RFC 4180 CRLF line ends are
-    written as they are. The target appears (or is replaced) only if the block succeeds.
+    written as they are. The target appears (or is replaced) only if the block succeeds; a
+    symlink is written through and a device or FIFO in place (`imgcheck.detector.atomic`).
     """
     if path is None:
         with _stdout() as stream:
             yield stream
         return
-    target = Path(path)
-    tmp, fd = _create_temp(target)
-    try:
-        with open(fd, "w", encoding="utf-8", newline="") as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with atomic_open(path, "w", encoding="utf-8", newline="") as stream:
+        yield stream
