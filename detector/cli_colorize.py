@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from imgcheck.detector.cli_common import command_errors
 from imgcheck.detector.outputs import Format
 from imgcheck.detector.session import Device
 
@@ -87,9 +88,7 @@ def colorize_command(
     resumes. Exit status: 0 all done, 1 some inputs could not be colorized, 2 usage or model
     error (including an output that would overwrite an input).
     """
-    import os
-
-    try:
+    with command_errors("colorize", interrupted="interrupted; rerun to resume"):
         code = _run(
             inputs=inputs,
             outdir=outdir,
@@ -108,28 +107,7 @@ def colorize_command(
             quiet=quiet,
             exit_zero=exit_zero,
         )
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        typer.echo("imgcheck colorize: interrupted; rerun to resume", err=True)
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        from imgcheck.detector.session import ModelError
-
-        if os.environ.get("IMGCHECK_DEBUG"):
-            raise
-        if isinstance(exc, ModelError):
-            raise _fail(str(exc)) from None
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise _fail(
-            f"internal error: {type(exc).__name__}: {first} (IMGCHECK_DEBUG=1 shows the traceback)"
-        ) from None
     raise typer.Exit(code)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"imgcheck colorize: error: {message}", err=True)
-    return typer.Exit(2)
 
 
 def _run(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from imgcheck.detector.cli_common import fail, warn
 from imgcheck.detector.models import Variant
 from imgcheck.detector.session import Device
 
@@ -34,8 +35,7 @@ ROWS = (
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"imgcheck evaluate: error: {message}", err=True)
-    return typer.Exit(2)
+    return fail("evaluate", message)
 
 
 def _check_inputs(real: list[Path], fake: list[Path]) -> None:
@@ -155,7 +155,7 @@ def evaluate_command(
         raise _fail(f"{type(exc).__name__}: {exc}") from None
 
     for warning in result.warnings:
-        typer.echo(f"imgcheck evaluate: warning: {warning}", err=True)
+        warn("evaluate", warning)
     data = result.to_dict()
     empty = [
         (option, c)

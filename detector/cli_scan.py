@@ -25,6 +25,7 @@ from pathlib import Path
 
 import typer
 
+from imgcheck.detector.cli_common import command_errors, fail, warn
 from imgcheck.detector.models import Variant
 from imgcheck.detector.session import Device
 
@@ -51,8 +52,7 @@ def _choose_format(report: ReportFormat | None, output: Path | None) -> str:
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"imgcheck scan: error: {message}", err=True)
-    return typer.Exit(2)
+    return fail("scan", message)
 
 
 def _check_paths(paths: list[str]) -> None:
@@ -156,50 +156,39 @@ def scan_command(
     --fail-on-error), 2 usage, model or internal error.
     """
     _check_paths(paths)
-    try:
-        code = _run(
-            paths,
-            fmt=_choose_format(report, output),
-            output=output,
-            recursive=recursive,
-            include=include,
-            exclude=exclude,
-            model=model,
-            device=device,
-            variant=variant,
-            threshold=threshold,
-            batch_size=batch_size,
-            workers=workers,
-            max_pixels=max_pixels,
-            fail_on_error=fail_on_error,
-            exit_zero=exit_zero,
-            quiet=quiet,
-            view=view,
-        )
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        typer.echo("imgcheck scan: interrupted", err=True)
-        raise typer.Exit(130) from None
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly; point stdout at /dev/null so that
-        # Python's own flush at exit does not print a second BrokenPipeError.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise typer.Exit(2) from None
-    except Exception as exc:
-        from imgcheck.detector.session import ModelError
 
-        if os.environ.get("IMGCHECK_DEBUG"):
-            raise
-        if isinstance(exc, ModelError):
-            raise _fail(str(exc)) from None
+    def describe(exc: Exception) -> str | None:
         if isinstance(exc, OSError) and output is not None:
-            raise _fail(f"cannot write report {output}: {exc.strerror or exc}") from None
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise _fail(
-            f"internal error: {type(exc).__name__}: {first} (IMGCHECK_DEBUG=1 shows the traceback)"
-        ) from None
+            return f"cannot write report {output}: {exc.strerror or exc}"
+        return None
+
+    with command_errors("scan", describe=describe):
+        try:
+            code = _run(
+                paths,
+                fmt=_choose_format(report, output),
+                output=output,
+                recursive=recursive,
+                include=include,
+                exclude=exclude,
+                model=model,
+                device=device,
+                variant=variant,
+                threshold=threshold,
+                batch_size=batch_size,
+                workers=workers,
+                max_pixels=max_pixels,
+                fail_on_error=fail_on_error,
+                exit_zero=exit_zero,
+                quiet=quiet,
+                view=view,
+            )
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly; point stdout at /dev/null so that
+            # Python's own flush at exit does not print a second BrokenPipeError.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(2) from None
     raise typer.Exit(code)
 
 
@@ -256,7 +245,7 @@ def _run(
     err = Console(stderr=True, highlight=False)
     if not quiet:
         for message in scanner.warnings:
-            typer.echo(f"imgcheck scan: warning: {message}", err=True)
+            warn("scan", message)
     to_terminal = output is None and sys.stdout.isatty()
     bar_console = Console(file=sys.stdout) if to_terminal else err
     summary = Summary(
