@@ -9,6 +9,8 @@
   once into the work folder. Exporting needs torch and runs in a subprocess
   (`python benchmarks/_corpus.py make-model OUT`), so the benchmark process itself never
   imports torch.
+- `add_corpus_args`, `parse_args`, `model_and_corpus`: the options both benchmarks share and
+  the model + cached corpus they name.
 - `run_measured`: one subprocess with its wall time and its own peak RSS (`os.wait4`).
 - `help_seconds`: best-of-k wall time of `imgcheck --help` in fresh interpreters.
 
@@ -17,6 +19,7 @@ The work folder defaults to `bench-out/` at the repository root (ignored by git)
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -196,6 +199,44 @@ def warm_cache(paths: list[Path]) -> None:
         with open(p, "rb") as fh:
             while fh.read(1 << 20):
                 pass
+
+
+# -- the command line both benchmarks share ------------------------------------------------------
+
+
+def add_corpus_args(parser: argparse.ArgumentParser) -> None:
+    """--model, --synthetic, --photos, --min-mp, --max-mp: what `model_and_corpus` reads."""
+    parser.add_argument("--model", type=Path, help="model folder (default: shipped, else random)")
+    parser.add_argument("--synthetic", action="store_true", help="generated images, no photos")
+    parser.add_argument("--photos", type=Path, help=f"photos (default {DEFAULT_PHOTOS})")
+    parser.add_argument("--min-mp", type=float, default=0.3, help="smallest image, megapixels")
+    parser.add_argument("--max-mp", type=float, default=4.0, help="largest image, megapixels")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """`parser.parse_args(argv)`, refusing a --photos that is not a folder."""
+    args = parser.parse_args(argv)
+    if args.photos is not None and not args.photos.is_dir():
+        parser.error(f"--photos {args.photos}: not a folder")
+    return args
+
+
+def model_and_corpus(args: argparse.Namespace, *, grey: bool = False) -> tuple[Path, str, Corpus]:
+    """(model folder, how it was found, corpus) from the `add_corpus_args` options and --work /
+    --n; the corpus files are read once (`warm_cache`) before this returns."""
+    args.work.mkdir(parents=True, exist_ok=True)
+    model, model_source = ensure_model(args.model, args.work)
+    photos = None if args.synthetic else (args.photos or DEFAULT_PHOTOS)
+    corpus = make_corpus(
+        args.work,
+        args.n,
+        photos=photos if photos is not None and photos.is_dir() else None,
+        min_mp=args.min_mp,
+        max_mp=args.max_mp,
+        grey=grey,
+    )
+    warm_cache(corpus.paths)
+    return model, model_source, corpus
 
 
 # -- model --------------------------------------------------------------------------------------
@@ -431,8 +472,6 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(description="benchmark helpers")
     sub = parser.add_subparsers(dest="command", required=True)
     make = sub.add_parser("make-model", help="export random-init default-size nets into OUT")

@@ -111,35 +111,18 @@ def cli_colorize(folder: Path, model: Path, args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10, help="corpus size N (default 10)")
-    parser.add_argument("--model", type=Path, help="model folder (default: shipped, else random)")
-    parser.add_argument("--synthetic", action="store_true", help="generated images, no photos")
-    parser.add_argument("--photos", type=Path, help=f"photos (default {_corpus.DEFAULT_PHOTOS})")
-    parser.add_argument("--min-mp", type=float, default=0.3, help="smallest image, megapixels")
-    parser.add_argument("--max-mp", type=float, default=4.0, help="largest image, megapixels")
+    _corpus.add_corpus_args(parser)
     parser.add_argument("--workers", type=int, default=0, help="I/O threads (0: colorize's)")
     parser.add_argument("--batch-size", type=int, default=0, help="(0: colorize's default)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--work", type=Path, default=_corpus.DEFAULT_WORK, help="cache folder")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
-    args = parser.parse_args(argv)
-    if args.photos is not None and not args.photos.is_dir():
-        parser.error(f"--photos {args.photos}: not a folder")
+    args = _corpus.parse_args(parser, argv)
 
     from imgcheck.detector.colorize import Colorizer, default_workers
 
     t_start = time.perf_counter()
-    args.work.mkdir(parents=True, exist_ok=True)
-    model, model_source = _corpus.ensure_model(args.model, args.work)
-    photos = None if args.synthetic else (args.photos or _corpus.DEFAULT_PHOTOS)
-    corpus = _corpus.make_corpus(
-        args.work,
-        args.n,
-        photos=photos if photos is not None and photos.is_dir() else None,
-        min_mp=args.min_mp,
-        max_mp=args.max_mp,
-        grey=True,
-    )
-    _corpus.warm_cache(corpus.paths)
+    model, model_source, corpus = _corpus.model_and_corpus(args, grey=True)
     n, mp = len(corpus.paths), corpus.megapixels
     workers = args.workers or default_workers()
     colorizer = Colorizer(model, args.device)

@@ -201,11 +201,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=16, help="corpus size N (default 16)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--rss-factor", type=int, default=10, help="the big run has factor*N")
-    parser.add_argument("--model", type=Path, help="model folder (default: shipped, else random)")
-    parser.add_argument("--synthetic", action="store_true", help="generated images, no photos")
-    parser.add_argument("--photos", type=Path, help=f"photos (default {_corpus.DEFAULT_PHOTOS})")
-    parser.add_argument("--min-mp", type=float, default=0.3, help="smallest image, megapixels")
-    parser.add_argument("--max-mp", type=float, default=4.0, help="largest image, megapixels")
+    _corpus.add_corpus_args(parser)
     parser.add_argument("--batch-size", type=int, help="images per run (default: scan's)")
     parser.add_argument("--workers", type=int, default=0, help="decode threads (0: scan's)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -224,10 +220,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=_corpus.DEFAULT_WORK, help="cache folder")
     parser.add_argument("--help-repeat", type=int, default=5, help="--help timings (best of)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
-    args = parser.parse_args(argv)
-    if args.photos is not None and not args.photos.is_dir():
-        parser.error(f"--photos {args.photos}: not a folder")
-    return args
+    return _corpus.parse_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,17 +229,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.batch_size = args.batch_size or DEFAULT_BATCH_SIZE
     t_start = time.perf_counter()
-    args.work.mkdir(parents=True, exist_ok=True)
-    model, model_source = _corpus.ensure_model(args.model, args.work)
-    photos = None if args.synthetic else (args.photos or _corpus.DEFAULT_PHOTOS)
-    corpus = _corpus.make_corpus(
-        args.work,
-        args.n,
-        photos=photos if photos is not None and photos.is_dir() else None,
-        min_mp=args.min_mp,
-        max_mp=args.max_mp,
-    )
-    _corpus.warm_cache(corpus.paths)
+    model, model_source, corpus = _corpus.model_and_corpus(args)
     n = len(corpus.paths)
     scanner = Scanner(
         model,
