@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from imgcheck.detector.cli_common import command_errors
+from imgcheck.detector.cli_common import command_errors, pixel_limit
 from imgcheck.detector.outputs import Format
 from imgcheck.detector.session import Device
 
@@ -133,14 +133,11 @@ def _run(
     import signal
     import threading
     import time
-    import warnings
 
-    from PIL import Image
     from rich.console import Console
     from rich.markup import escape
 
     from imgcheck.detector.colorize import Colorizer, Job, Outcome, default_workers, run_jobs
-    from imgcheck.detector.decode import DEFAULT_MAX_PIXELS
     from imgcheck.detector.outputs import (
         Discovery,
         InputCollision,
@@ -156,12 +153,7 @@ def _run(
         console.print(f"imgcheck colorize: [bold red]error[/]: {escape(message)}")
         return 2
 
-    limit = max_pixels or DEFAULT_MAX_PIXELS
-    # We enforce `limit` ourselves with a clear row (as scan does); Pillow's warning below its
-    # hard limit is noise, and its hard limit must not undercut a larger --max-pixels.
-    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-    if Image.MAX_IMAGE_PIXELS is not None and limit > 2 * Image.MAX_IMAGE_PIXELS:
-        Image.MAX_IMAGE_PIXELS = limit // 2 + 1
+    limit = pixel_limit(max_pixels)
 
     start = time.perf_counter()
     if outdir.exists() and not outdir.is_dir():

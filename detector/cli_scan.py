@@ -25,7 +25,7 @@ from pathlib import Path
 
 import typer
 
-from imgcheck.detector.cli_common import command_errors, fail, warn
+from imgcheck.detector.cli_common import command_errors, fail, pixel_limit, warn
 from imgcheck.detector.models import Variant
 from imgcheck.detector.session import Device
 
@@ -213,24 +213,16 @@ def _run(
     view: str | None,
 ) -> int:
     import time
-    import warnings
 
-    from PIL import Image
     from rich.console import Console
 
-    from imgcheck.detector.decode import DEFAULT_MAX_PIXELS
     from imgcheck.detector.inputs import iter_inputs
     from imgcheck.detector.progress import ScanProgress, summary_line
     from imgcheck.detector.reports import atomic_output, open_reporter
     from imgcheck.detector.results import Status, Summary, Verdict
     from imgcheck.detector.scan import Scanner
 
-    limit = max_pixels or DEFAULT_MAX_PIXELS
-    # We enforce `limit` ourselves with a clear row; Pillow's warning below its hard limit is noise,
-    # and its hard limit must not undercut a larger --max-pixels.
-    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-    if Image.MAX_IMAGE_PIXELS is not None and limit > 2 * Image.MAX_IMAGE_PIXELS:
-        Image.MAX_IMAGE_PIXELS = limit // 2 + 1
+    limit = pixel_limit(max_pixels)
 
     scanner = Scanner(
         model,
