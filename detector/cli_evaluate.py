@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from imgcheck.detector.cli_common import fail, warn
+from imgcheck.detector.cli_common import command_errors, fail, warn
 from imgcheck.detector.models import Variant
 from imgcheck.detector.session import Device
 
@@ -136,9 +136,11 @@ def evaluate_command(
     import json
 
     from imgcheck.detector.evaluate import evaluate
-    from imgcheck.detector.session import ModelError
 
-    try:
+    def describe(exc: Exception) -> str | None:
+        return f"{type(exc).__name__}: {exc}" if isinstance(exc, (OSError, ValueError)) else None
+
+    with command_errors("evaluate", describe=describe):
         result = evaluate(
             [str(p) for p in real],
             [str(p) for p in fake],
@@ -149,10 +151,6 @@ def evaluate_command(
             workers=workers,
             variant=variant.value,
         )
-    except ModelError as exc:
-        raise _fail(str(exc)) from None
-    except (OSError, ValueError) as exc:
-        raise _fail(f"{type(exc).__name__}: {exc}") from None
 
     for warning in result.warnings:
         warn("evaluate", warning)
