@@ -63,8 +63,9 @@ class TableReporter:
         # 7 columns: 1 space of padding each side (none at the outer edges), 1-space dividers.
         columns = len(_WIDTHS) + 2
         free = self._console.width - sum(_WIDTHS.values()) - (3 * columns - 3)
-        path_width = max(16, free * 3 // 5)
-        note_width = max(8, free - path_width)
+        # Paths are what every row has; notes only appear on error rows, and fold.
+        note_width = max(8, free // 5)
+        path_width = max(16, free - note_width)
         table = Table(
             box=box.SIMPLE_HEAD,
             show_header=not self._printed_header,
