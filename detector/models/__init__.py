@@ -95,6 +95,13 @@ def resolve(
     variants that are (never a silent fall-back to another model).
     """
     variant = getattr(variant, "value", variant) or BASE_VARIANT
+    if (
+        model is not None
+        and model.exists()
+        and not model.is_dir()
+        and model.suffix.lower() != ".onnx"
+    ):
+        raise ModelError(f"{model} is neither a model folder (with {MANIFEST}) nor a .onnx file")
     if model is not None and model.suffix.lower() == ".onnx":
         if variant != BASE_VARIANT:
             raise ModelError(
