@@ -37,28 +37,15 @@ _RAMP = np.array(
 def make_thumbnail(image: Image.Image, max_side: int = 160, quality: int = 75) -> bytes:
     """JPEG bytes of `image` fitted into `max_side` x `max_side` (aspect ratio kept).
 
-    Transparency is flattened onto white and 16-bit/float images are scaled to 8 bits, so every
-    decoder output gives a sensible picture. A few KB per image keeps the HTML report openable.
+    Any mode is first brought to RGB by `decode.to_rgb` (transparency over white, 16-bit/float
+    scaled to 8 bits), the same conversion the detector's input went through. A few KB per image keeps the HTML report openable.
     """
+    from imgcheck.detector.decode import to_rgb
+
     w, h = image.size
     scale = min(1.0, max_side / max(w, h, 1))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        arr = np.asarray(image, dtype=np.float32)
-        top = float(arr.max()) if arr.size else 0.0
-        arr = arr * (255.0 / top) if top > 0 else arr
-        image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode not in ("RGB", "RGBA", "L", "LA"):
-        image = image.convert("RGBA" if "A" in image.mode else "RGB")
-    small = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
-    if small.mode in ("RGBA", "LA"):
-        background = Image.new("RGB", small.size, (255, 255, 255))
-        background.paste(small.convert("RGBA"), mask=small.getchannel("A"))
-        small = background
-    elif small.mode != "RGB":
-        small = small.convert("RGB")
+    small = to_rgb(image).resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     out = io.BytesIO()
     small.save(out, "JPEG", quality=quality, optimize=True)
     return out.getvalue()
