@@ -28,6 +28,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from imgcheck.detector.decode import Decoded, decode
 from imgcheck.detector.inputs import iter_inputs
+from imgcheck.detector.models import sha256_file
 from imgcheck.trainer.config import TrainError
 
 MIN_SIDE = 32  # smaller photos are skipped: the discriminator needs 32 px
@@ -104,14 +105,10 @@ def is_val(sha256: str, val_percent: int) -> bool:
 
 
 def _sha256(path: str) -> str | None:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        return sha256_file(Path(path))
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def _inspect(path: str, max_side: int) -> str:
