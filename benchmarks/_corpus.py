@@ -39,7 +39,6 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORK = REPO / "bench-out"
 DEFAULT_PHOTOS = REPO.parent / "shared" / "photos" / "train"
 ASPECTS = (4 / 3, 3 / 2, 16 / 9, 1.0, 3 / 4, 2 / 3)
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 # -- corpus -------------------------------------------------------------------------------------
@@ -76,7 +75,9 @@ def synthetic_photo(rng: np.random.Generator, width: int, height: int) -> Image.
 
 
 def _list_photos(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+    from imgcheck.detector.inputs import iter_inputs
+
+    return sorted(Path(i.path) for i in iter_inputs([str(folder)]) if i.error is None)
 
 
 def _from_photo(path: Path, rng: np.random.Generator, width: int, height: int) -> Image.Image:

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from imgcheck.detector.inputs import iter_inputs
 from imgcheck.detector.metrics import roc_auc
 from imgcheck.detector.view import ViewSpec, aggregate, make_views
 from imgcheck.trainer.data import load_rgb as _load_rgb
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 MAX_AUC_DROP = 0.005
 
 
@@ -32,7 +32,8 @@ def load_rgb(path: Path, max_side: int) -> np.ndarray:
 
 
 def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files under `folder`, found the way `imgcheck scan` finds them, sorted."""
+    return sorted(Path(i.path) for i in iter_inputs([str(folder)]) if i.error is None)
 
 
 def validation_images(run_dir: Path) -> list[Path]:
