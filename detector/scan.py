@@ -38,8 +38,6 @@ from imgcheck.detector.results import ScanResult, Status, Verdict
 from imgcheck.detector.session import Device, ModelError, active_provider, create_session
 from imgcheck.detector.view import ViewSpec
 
-_BOX = Image.Resampling.BOX  # the same resampling choice as view.make_views
-_BICUBIC = Image.Resampling.BICUBIC
 DEFAULT_BATCH_SIZE = 8  # images per inference call (each is `ViewSpec.count` crops)
 DEFAULT_THRESHOLD = 0.5  # only for a model that ships without a calibrated one
 
@@ -218,14 +216,9 @@ class Scanner:
                 result.thumbnail = make_thumbnail(decoded.image)
             if decoded.grayscale:
                 return _Prepared(result)
-            # The view geometry comes from the full-resolution size, exactly as in calibration,
-            # even when the JPEG was decoded at a draft scale (which can round a side by 1 px).
-            target = view_mod.working_size(decoded.width, decoded.height, spec)
-            image = decoded.image
-            if image.size != target:
-                shrink = target[0] <= image.size[0]
-                image = image.resize(target, _BOX if shrink else _BICUBIC)
-            crops, boxes = view_mod.make_views(image, spec)
+            source = (decoded.width, decoded.height)
+            crops, boxes = view_mod.make_views(decoded.image, spec, source_size=source)
+            target = view_mod.working_size(*source, spec)
             result.view_size = target
             return _Prepared(result, crops, boxes)
         except Exception as exc:  # a bug for one odd file must not end a million-file scan

@@ -78,11 +78,18 @@ def draft_scale(width: int, height: int, spec: ViewSpec) -> float:
     return min(w / width, h / height)
 
 
-def make_views(image: Image.Image, spec: ViewSpec) -> tuple[np.ndarray, list[Box]]:
-    """RGB PIL image -> (K, crop, crop, 3) uint8 crops and their boxes in the resized image."""
+def make_views(
+    image: Image.Image, spec: ViewSpec, source_size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, list[Box]]:
+    """RGB PIL image -> (K, crop, crop, 3) uint8 crops and their boxes in the resized image.
+
+    `source_size` is the file's full-resolution size when `image` was decoded smaller (JPEG
+    draft): the view geometry must come from it, as in calibration, since a draft decode can
+    round a side by a pixel.
+    """
     if image.mode != "RGB":
         image = image.convert("RGB")
-    size = working_size(*image.size, spec)
+    size = working_size(*(source_size or image.size), spec)
     if size != image.size:
         image = image.resize(
             size, Image.Resampling.BOX if size[0] <= image.size[0] else Image.Resampling.BICUBIC
