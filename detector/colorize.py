@@ -305,10 +305,10 @@ def _finish(item: _Loaded, out: np.ndarray, quality: int) -> ColorizeResult:
     path = target.output
     try:
         if target.write_output:
-            save_image(Image.fromarray(out, "RGB"), path, target.pil_format, quality)
+            save_image(Image.fromarray(out, "RGB"), path, target.pil_format, quality, target.root)
         if target.write_compare and target.compare is not None:
             path = target.compare
-            save_image(compare_view(item.rgb, out), path, target.pil_format, quality)
+            save_image(compare_view(item.rgb, out), path, target.pil_format, quality, target.root)
     except Exception as exc:  # disk full, permission denied, encoder error: a row, not a crash
         result.outcome = Outcome.ERROR
         result.error = f"cannot write {path}: {_one_line(exc)}"

