@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from imgcheck.detector import plugins
+from imgcheck.detector.files import open_regular
 
 # Pillow's own hard limit (it raises above 2x MAX_IMAGE_PIXELS); covers 150-megapixel cameras.
 DEFAULT_MAX_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
@@ -139,20 +141,19 @@ def decode(
     upright full-resolution (width, height) returning one (e.g. `view.draft_scale` for a spec).
     `max_pixels=None` lifts our limit (Pillow's own bomb limit still applies)."""
     path = os.fspath(path)
+    plugins.register()  # HEIC/AVIF readers where installed (once; cheap afterwards)
     try:
-        st = os.stat(path)
+        # Opened first, checked on the descriptor: a file swapped for a FIFO after the walk
+        # saw it is refused instead of blocking the scan (imgcheck.detector.files).
+        fh = open_regular(path)
     except OSError as exc:
         if isinstance(exc, FileNotFoundError) and os.path.islink(path):
             return DecodeFailure("broken symlink")
         return DecodeFailure(_os_message(exc))
-    if stat.S_ISDIR(st.st_mode):
-        return DecodeFailure("is a directory")
-    if not stat.S_ISREG(st.st_mode):
-        return DecodeFailure("not a regular file")  # never open a FIFO: it would block
-    if st.st_size == 0:
-        return DecodeFailure("empty file (0 bytes)")
     try:
-        with open(path, "rb") as fh:
+        with fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                return DecodeFailure("empty file (0 bytes)")
             return _decode_open(fh, max_pixels, draft_scale, grey_tolerance)
     except OSError as exc:
         return DecodeFailure(_os_message(exc))
@@ -197,7 +198,7 @@ def _decode_open(
     except Image.DecompressionBombError as exc:
         return DecodeFailure(f"image too large (decompression bomb protection): {exc}", fmt)
     except UnidentifiedImageError:
-        return DecodeFailure("not an image, or a format Pillow cannot read", fmt)
+        return DecodeFailure(_unidentified_message(fh), fmt)
     except MemoryError:
         return DecodeFailure("out of memory while decoding", fmt, *(size or (None, None)))
     except OSError as exc:
@@ -209,6 +210,16 @@ def _decode_open(
         return DecodeFailure(
             f"cannot decode: {type(exc).__name__}: {_first_line(exc)}", fmt, *(size or (None, None))
         )
+
+
+def _unidentified_message(fh: object) -> str:
+    """Name the extra to install for a HEIC/AVIF file no plugin read; else the generic text."""
+    try:
+        fh.seek(0)  # type: ignore[attr-defined]
+        message = plugins.missing_message(fh.read(16))  # type: ignore[attr-defined]
+    except Exception:
+        message = None
+    return message or "not an image, or a format Pillow cannot read"
 
 
 def decode_file(path: Path, **kwargs: object) -> Decoded:

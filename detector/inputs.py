@@ -35,6 +35,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from imgcheck.detector.files import open_regular
+
 IMAGE_EXTENSIONS = frozenset(
     {
         ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".webp", ".bmp", ".dib",
@@ -95,8 +97,8 @@ def is_image_name(name: str) -> bool:
 def _looks_like_image(path: str, name: str) -> bool:
     if is_image_name(name):
         return True
-    try:
-        with open(path, "rb") as fh:
+    try:  # never a plain open(): a FIFO swapped in after the walk saw a file would block
+        with open_regular(path) as fh:
             return sniff(fh.read(SNIFF_BYTES)) is not None
     except OSError:
         return False  # unreadable and no image extension: most likely not an image at all

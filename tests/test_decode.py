@@ -155,7 +155,7 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         raise PermissionError(13, "Permission denied", str(path))
 
     # Tests run as root, where chmod 000 does not stop reading: simulate the refusal instead.
-    monkeypatch.setattr(decode_mod, "open", denied, raising=False)
+    monkeypatch.setattr(decode_mod, "open_regular", denied)
     assert _failed(decode(path)).error == "permission denied"
 
 

@@ -270,3 +270,53 @@ def test_read_only_target_is_refused_and_keeps_its_mode(tmp_path: Path) -> None:
     target.chmod(0o640)
     atomic_write(target, lambda s: s.write(b"new"))
     assert target.read_text() == "new" and (target.stat().st_mode & 0o777) == 0o640
+
+
+# --- files swapped or deleted during a scan ------------------------------------------------
+
+
+def _within(seconds: float, fn, *args):
+    """Run fn in a daemon thread; a blocked open() fails the test instead of hanging it."""
+    import threading
+
+    box: list[object] = []
+    thread = threading.Thread(target=lambda: box.append(fn(*args)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert box, f"{getattr(fn, '__name__', fn)} blocked for {seconds} s"
+    return box[0]
+
+
+@pytest.fixture
+def scanner(tmp_path: Path):
+    from fixtures_onnx import write_model_folder
+
+    from imgcheck.detector.scan import Scanner
+
+    return Scanner(write_model_folder(tmp_path / "model"), "cpu", workers=2)
+
+
+def test_file_swapped_for_a_fifo_after_the_walk_is_an_error_row(tmp_path: Path, scanner) -> None:
+    from imgcheck.detector.inputs import InputItem
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)  # the walk saw a JPEG here; now it is a pipe nobody writes to
+    [result] = _within(20, lambda: list(scanner.run([InputItem(str(fifo))])))
+    assert result.status.value == "error" and result.error == "not a regular file"
+
+
+def test_sniffing_an_extensionless_fifo_does_not_block(tmp_path: Path) -> None:
+    from imgcheck.detector import inputs
+
+    os.mkfifo(tmp_path / "photo")
+    assert _within(10, inputs._looks_like_image, str(tmp_path / "photo"), "photo") is False
+
+
+def test_file_deleted_after_the_walk_is_an_error_row(tmp_path: Path, scanner) -> None:
+    from imgcheck.detector.inputs import InputItem
+
+    _noise().save(tmp_path / "a.png")
+    items = [InputItem(str(tmp_path / "a.png")), InputItem(str(tmp_path / "gone.png"))]
+    ok, gone = scanner.run(items)
+    assert ok.status.value == "ok"
+    assert gone.status.value == "error" and gone.error == "no such file or directory"
