@@ -13,7 +13,15 @@ Decisions worth knowing:
   traceback; set IMGCHECK_DEBUG=1 for the traceback). `--exit-zero` reports only. A closed
   output pipe (`| head`) ends the scan quietly with 2, since it did not scan everything.
 - The summary line always goes to stderr, even with `--quiet` (which hides the progress bar and
-  warnings), so a CI log shows what was scanned.
+  warnings), so a CI log shows what was scanned. So does "no images found": a misspelled folder
+  must not pass a gate silently (`--fail-on-empty` makes it exit 1).
+- Settings: defaults < `[tool.imgcheck]` / `imgcheck.toml` < `IMGCHECK_*` < flags typed on the
+  command line (`imgcheck.detector.config`; a flag counts as given when click says it came from
+  the command line). `--show-settings` prints them and exits.
+- `--baseline FILE` accepts the flagged images it lists by content hash; `--write-baseline FILE`
+  records the current ones and exits 0 (`imgcheck.detector.baseline`).
+- Folder walks respect .gitignore (`--no-ignore`) and skip node_modules and virtual
+  environments (`imgcheck.detector.ignore`).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ class ReportFormat(str, Enum):
     JSONL = "jsonl"
     HTML = "html"
     SARIF = "sarif"
+    GITHUB = "github"
 
 
 def _choose_format(report: ReportFormat | None, output: Path | None) -> str:
@@ -77,10 +86,11 @@ def _exit_code(flagged: int, errors: int, *, fail_on_error: bool, exit_zero: boo
 
 
 def scan_command(
-    paths: list[str] = typer.Argument(
-        ...,
+    ctx: typer.Context,
+    paths: list[str] | None = typer.Argument(
+        None,
         help="Image files, folders (walked recursively), glob patterns, or - to read paths "
-        "from stdin (one per line).",
+        "from stdin (one per line). Default: `paths` from the config file.",
         metavar="PATH...",
         show_default=False,
     ),
@@ -140,7 +150,42 @@ def scan_command(
         show_default=False,
     ),
     fail_on_error: bool = typer.Option(
-        False, "--fail-on-error", help="Exit 1 also when an image could not be read."
+        False,
+        "--fail-on-error/--no-fail-on-error",
+        help="Exit 1 also when an image could not be read.",
+    ),
+    fail_on_empty: bool = typer.Option(
+        False,
+        "--fail-on-empty/--no-fail-on-empty",
+        help="Exit 1 when no image was found (a misspelled folder must not pass a gate).",
+    ),
+    respect_gitignore: bool = typer.Option(
+        True,
+        "--respect-gitignore/--no-ignore",
+        help="Skip what .gitignore ignores in folder walks (node_modules and virtual "
+        "environments are always skipped).",
+    ),
+    baseline: Path | None = typer.Option(
+        None,
+        "--baseline",
+        help="Accepted findings (JSON, by content hash): images listed there do not fail the run.",
+        show_default=False,
+    ),
+    write_baseline: Path | None = typer.Option(
+        None,
+        "--write-baseline",
+        help="Record every image flagged now in FILE (a new baseline) and exit 0.",
+        show_default=False,
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="Settings file (TOML). Default: the first imgcheck.toml, or pyproject.toml with "
+        "[tool.imgcheck], found walking up from the working folder.",
+        show_default=False,
+    ),
+    show_settings: bool = typer.Option(
+        False, "--show-settings", help="Print the settings in force and where each came from."
     ),
     exit_zero: bool = typer.Option(
         False, "--exit-zero", help="Always exit 0 unless the scan itself failed (report only)."
@@ -153,8 +198,47 @@ def scan_command(
     """Scan images for AI colorization and report a calibrated score per image.
 
     Exit status: 0 nothing flagged, 1 an image was flagged (or unreadable, with
-    --fail-on-error), 2 usage, model or internal error.
+    --fail-on-error; or none found, with --fail-on-empty), 2 usage, model or internal error.
     """
+    from imgcheck.detector.config import ConfigError, resolve
+
+    cli = {
+        "paths": list(paths or []),
+        "include": include,
+        "exclude": exclude,
+        "recursive": recursive,
+        "respect_gitignore": respect_gitignore,
+        "threshold": threshold,
+        "report": None if report is None else report.value,
+        "output": None if output is None else str(output),
+        "model": None if model is None else str(model),
+        "variant": variant.value,
+        "max_pixels": max_pixels,
+        "fail_on_error": fail_on_error,
+        "fail_on_empty": fail_on_empty,
+        "baseline": None if baseline is None else str(baseline),
+    }
+
+    def given(param: str) -> bool:
+        if param == "paths":
+            return bool(paths)
+        # click's ParameterSource (typer may vendor click, so compared by name)
+        source = ctx.get_parameter_source(param)
+        return getattr(source, "name", "") in ("COMMANDLINE", "ENVIRONMENT")
+
+    try:
+        settings = resolve(cli, given, config=None if config is None else str(config))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if show_settings:
+        typer.echo(settings.describe())
+        raise typer.Exit(0)
+    paths = settings["paths"]
+    if not paths:
+        raise _fail("no paths to scan: name them (imgcheck scan PATH...) or set `paths` in config")
+    report = None if settings["report"] is None else ReportFormat(settings["report"])
+    output = None if settings["output"] is None else Path(settings["output"])
+    model = None if settings["model"] is None else Path(settings["model"])
     _check_paths(paths)
 
     def describe(exc: Exception) -> str | None:
@@ -168,17 +252,21 @@ def scan_command(
                 paths,
                 fmt=_choose_format(report, output),
                 output=output,
-                recursive=recursive,
-                include=include,
-                exclude=exclude,
+                recursive=settings["recursive"],
+                include=settings["include"],
+                exclude=settings["exclude"],
                 model=model,
                 device=device,
-                variant=variant,
-                threshold=threshold,
+                variant=Variant(settings["variant"]),
+                threshold=settings["threshold"],
                 batch_size=batch_size,
                 workers=workers,
-                max_pixels=max_pixels,
-                fail_on_error=fail_on_error,
+                max_pixels=settings["max_pixels"],
+                fail_on_error=settings["fail_on_error"],
+                fail_on_empty=settings["fail_on_empty"],
+                respect_gitignore=settings["respect_gitignore"],
+                baseline_path=settings["baseline"],
+                write_baseline=write_baseline,
                 exit_zero=exit_zero,
                 quiet=quiet,
                 view=view,
@@ -211,11 +299,16 @@ def _run(
     exit_zero: bool,
     quiet: bool,
     view: str | None,
+    fail_on_empty: bool = False,
+    respect_gitignore: bool = True,
+    baseline_path: str | None = None,
+    write_baseline: Path | None = None,
 ) -> int:
     import time
 
     from rich.console import Console
 
+    from imgcheck.detector import baseline as baseline_mod
     from imgcheck.detector.inputs import iter_inputs
     from imgcheck.detector.progress import ScanProgress, summary_line
     from imgcheck.detector.reports import atomic_output, open_reporter
@@ -223,6 +316,12 @@ def _run(
     from imgcheck.detector.scan import Scanner
 
     limit = pixel_limit(max_pixels)
+    accepted = None
+    if baseline_path is not None and write_baseline is None:
+        try:
+            accepted = baseline_mod.load(baseline_path)
+        except baseline_mod.BaselineError as exc:
+            raise _fail(str(exc)) from None
 
     scanner = Scanner(
         model,
@@ -243,7 +342,16 @@ def _run(
     summary = Summary(
         provider=scanner.provider, threshold=scanner.threshold, variant=scanner.variant
     )
-    items = iter_inputs(paths, recursive=recursive, include=include, exclude=exclude)
+    items = iter_inputs(
+        paths,
+        recursive=recursive,
+        include=include,
+        exclude=exclude,
+        respect_gitignore=respect_gitignore,
+    )
+    root = baseline_mod.repo_root()
+    findings: list[baseline_mod.Finding] = []
+    model_info = _model_info(scanner)
     start = time.perf_counter()
     progress = ScanProgress(bar_console, enabled=not quiet)
     if output is not None and output.is_dir():
@@ -253,10 +361,28 @@ def _run(
     with atomic_output(output) as raw:
         stream = progress.report_stream(raw) if to_terminal else raw
         # Opened before the bar starts: the report header is printed first, cleanly.
-        reporter = open_reporter(fmt, stream, threshold=scanner.threshold, model=scanner.model_name)
+        reporter = open_reporter(
+            fmt,
+            stream,
+            threshold=scanner.threshold,
+            model=scanner.model_name,
+            model_info=model_info,
+        )
         scanner.thumbnails = bool(getattr(reporter, "needs_thumbnails", False))
         with progress:
             for result in scanner.run(items):
+                if accepted is not None:
+                    accepted.note_scanned(baseline_mod.repo_path(result.path, root))
+                if result.flagged:
+                    result.sha256 = baseline_mod.content_sha256(result.path)
+                    if write_baseline is not None and result.sha256:
+                        rel = baseline_mod.repo_path(result.path, root)
+                        findings.append(
+                            baseline_mod.Finding(rel, result.sha256, score=result.score)
+                        )
+                    elif accepted is not None and result.sha256 and accepted.accepts(result.sha256):
+                        result.baselined = True
+                        summary.accepted += 1
                 reporter.add(result)
                 summary.add(result)
                 progress.advance(result)
@@ -264,9 +390,49 @@ def _run(
             reporter.finish(summary)
             stream.flush()
     typer.echo(summary_line(summary), err=True)
+    if summary.total == 0:
+        hint = " (exit 1: --fail-on-empty)" if fail_on_empty else ""
+        typer.echo(
+            f"imgcheck scan: no images found in {', '.join(paths)}: check the paths, "
+            f"--include/--exclude and .gitignore (--no-ignore){hint}",
+            err=True,
+        )
+    if write_baseline is not None:
+        baseline_mod.write(write_baseline, findings, model=model_info, threshold=scanner.threshold)
+        typer.echo(
+            f"imgcheck scan: wrote {len(findings)} accepted findings to {write_baseline}", err=True
+        )
+        return 0
+    if accepted is not None and not quiet:
+        stale = accepted.stale(root)
+        for entry in stale[:20]:
+            warn(
+                "scan",
+                f"stale baseline entry {entry.path} (sha256 {entry.sha256[:12]}): no flagged "
+                "image has this content any more; rewrite the baseline with --write-baseline",
+            )
+        if len(stale) > 20:
+            warn("scan", f"... and {len(stale) - 20} more stale baseline entries")
+    if summary.total == 0 and fail_on_empty and not exit_zero:
+        return 1
     return _exit_code(
-        summary.by_verdict.get(Verdict.COLORIZED.value, 0),
+        summary.by_verdict.get(Verdict.COLORIZED.value, 0) - summary.accepted,
         summary.by_status.get(Status.ERROR.value, 0),
         fail_on_error=fail_on_error,
         exit_zero=exit_zero,
     )
+
+
+def _model_info(scanner: object) -> dict[str, str]:
+    """The detector as the machine-readable reports name it: file name, sha256 and variant,
+    never an absolute path (which differs per machine and would leak site-packages)."""
+    from imgcheck.detector.models import DEFAULT_DIR, sha256_file
+
+    info = scanner.info  # type: ignore[attr-defined]
+    digest = info.meta.get("sha256") if isinstance(info.meta, dict) else None
+    shipped = os.path.dirname(os.path.abspath(info.path)) == str(DEFAULT_DIR)
+    return {
+        "name": ("imgcheck/" if shipped else "") + info.path.name,
+        "sha256": digest or sha256_file(info.path),
+        "variant": scanner.variant,  # type: ignore[attr-defined]
+    }

@@ -12,7 +12,9 @@ Rules, in the order they apply:
   or a glob finds.
 - In a folder walk, a file is an image when its extension is a known image extension or when its
   first bytes are an image signature (so `photo` without an extension is found too). Names
-  starting with `.` (`.git`, macOS `._x.jpg` resource forks) are skipped. FIFOs, sockets and
+  starting with `.` (`.git`, macOS `._x.jpg` resource forks) are skipped, and so are
+  `node_modules`, `__pycache__` and virtual environments; with `respect_gitignore`, what git
+  ignores too (`imgcheck.detector.ignore`; also applied to what a glob finds). FIFOs, sockets and
   devices are skipped: opening a FIFO would block the run.
 - Symlinks to folders are followed, but a folder (by device and inode) is walked at most once,
   so symlink loops end.
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from imgcheck.detector.files import open_regular
+from imgcheck.detector.ignore import GitIgnore, always_skipped_dir
 
 IMAGE_EXTENSIONS = frozenset(
     {
@@ -143,9 +146,10 @@ def _bounded_sorted(entries: Iterable[Any], key: Any) -> Iterator[Any]:
 
 
 class _Walker:
-    def __init__(self, recursive: bool, filt: _Filter) -> None:
+    def __init__(self, recursive: bool, filt: _Filter, ignore: GitIgnore | None = None) -> None:
         self.recursive = recursive
         self.filt = filt
+        self.ignore = ignore
         self.seen: set[tuple[int, int]] = set()  # (st_dev, st_ino) of every folder walked
 
     def first_visit(self, path: str) -> bool:
@@ -184,7 +188,11 @@ class _Walker:
             except OSError as exc:
                 yield InputItem(entry.path, os_error_message(exc))
                 continue
+            if self.ignore is not None and self.ignore.ignored(entry.path, is_dir):
+                continue
             if is_dir:
+                if always_skipped_dir(entry.path, entry.name):
+                    continue
                 if self.recursive and not self.filt.skip_dir(rel) and self.first_visit(entry.path):
                     opened = self._open(entry.path)
                     if isinstance(opened, InputItem):
@@ -242,6 +250,8 @@ def _glob(pattern: str, walker: _Walker) -> Iterator[InputItem]:
     found = False
     for path in _bounded_sorted(glob.iglob(pattern, recursive=True), key=None):
         found = True
+        if walker.ignore is not None and walker.ignore.ignored_with_parents(path):
+            continue
         if os.path.isdir(path):
             yield from walker.walk(path)
         elif walker.filt.keep_file(path.replace(os.sep, "/")):
@@ -267,13 +277,15 @@ def iter_inputs(
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     stdin: IO[Any] | None = None,
+    respect_gitignore: bool = False,
 ) -> Iterator[InputItem]:
     """Yield every image path named by `args`, lazily, errors as items (see the module doc).
 
     `-` reads paths from `stdin` (default `sys.stdin`), one per line, each treated as a literal
     path (never a glob: `find` output may contain `[`).
     """
-    walker = _Walker(recursive, _Filter(include, exclude))
+    ignore = GitIgnore() if respect_gitignore else None
+    walker = _Walker(recursive, _Filter(include, exclude), ignore)
     for arg in args:
         path = os.fsdecode(arg) if isinstance(arg, bytes) else os.fspath(arg)
         if path == "-":

@@ -88,7 +88,8 @@ def summary_line(summary: Summary) -> str:
     """
     status, verdict = summary.by_status, summary.by_verdict
     parts = [
-        f"{verdict.get(Verdict.COLORIZED.value, 0)} colorized",
+        f"{verdict.get(Verdict.COLORIZED.value, 0)} colorized"
+        + (f" ({summary.accepted} accepted by the baseline)" if summary.accepted else ""),
         f"{verdict.get(Verdict.REAL.value, 0)} real",
         f"{status.get(Status.GRAYSCALE.value, 0)} grayscale (n/a)",
         f"{status.get(Status.ERROR.value, 0)} errors",

@@ -46,6 +46,10 @@ class ScanResult:
     view_size: tuple[int, int] | None = field(default=None, repr=False)
     # Small JPEG of the image for the HTML report; only filled when a report asks for it.
     thumbnail: bytes | None = field(default=None, repr=False)
+    # Content sha256, filled by `scan` for flagged and unreadable images (SARIF fingerprints,
+    # baseline); `baselined` is True for a flagged image the --baseline file accepts.
+    sha256: str | None = field(default=None, repr=False)
+    baselined: bool = field(default=False, repr=False)
 
     @property
     def flagged(self) -> bool:
@@ -77,6 +81,7 @@ class Summary:
     provider: str = "cpu"  # the ONNX Runtime provider that really ran
     variant: str = "fp32"  # the detector build that ran (fp32 = the calibrated model)
     threshold: float | None = None
+    accepted: int = 0  # flagged images the --baseline accepts (they do not fail the run)
 
     def add(self, result: ScanResult) -> None:
         self.total += 1

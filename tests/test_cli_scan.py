@@ -243,10 +243,12 @@ def test_hostile_inputs_each_get_a_row(
     assert got["bomb.png"]["error"].startswith("image too large")
     assert got["dangling.jpg"]["error"] == "broken symlink"
     assert got["anim.gif"]["format"] == "GIF" and got["cmyk.jpg"]["verdict"] == "colorized"
-    # Formula injection: names beginning =,+,-,@ come out as text when not prefixed by ./
+    # Formula injection: names beginning =,+,-,@ come out as ./NAME: text for a spreadsheet,
+    # and still a path that opens the file.
     listing = "".join(f"{n}\n" for n in ("=cmd.png", "+x.png", "-x.png", "@x.png"))
     cells = [r["path"] for r in rows(invoke(["-"], model_dir, input=listing).stdout)]
-    assert cells == ["'=cmd.png", "'+x.png", "'-x.png", "'@x.png"]
+    assert cells == ["./=cmd.png", "./+x.png", "./-x.png", "./@x.png"]
+    assert all(os.path.isfile(c) for c in cells)
 
 
 def test_unreadable_file_row(

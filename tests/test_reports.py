@@ -65,10 +65,11 @@ def test_csv_round_trips_with_exact_header_and_neutralised_cells():
     assert len(body) == len(rows)
     paths = [r[0] for r in body]
     for name in HOSTILE:
-        expect = "'" + name if name[0] in "=+-@\t" else name
+        # A path a spreadsheet would evaluate is written as ./NAME: the same file, and text.
+        expect = "./" + name if name[0] in "=+-@\t" else name
         assert expect in paths
     assert "photos/bad\\xff\\xfe.jpg" in paths
-    err = next(r for r in body if r[0] == "'=err.jpg")
+    err = next(r for r in body if r[0] == "./=err.jpg")
     assert err[1] == "error" and err[2] == "" and err[7].startswith("'=HYPERLINK")
     flagged = body[0]
     assert flagged[:4] == ["imgs/colorized.jpg", "ok", "0.910000", "colorized"]
@@ -96,7 +97,8 @@ def test_jsonl_one_object_per_row_with_csv_keys():
     lines = render("jsonl", rows).splitlines()
     assert len(lines) == len(rows)
     objs = [json.loads(line) for line in lines]
-    assert all(tuple(o) == CSV_COLUMNS for o in objs)
+    assert all(tuple(o) == ("schema_version", *CSV_COLUMNS) for o in objs)
+    assert {o["schema_version"] for o in objs} == {1}
     assert objs[0]["score"] == pytest.approx(0.91) and objs[0]["verdict"] == "colorized"
     assert objs[2]["score"] is None and objs[3]["error"] == "cannot identify image file"
     assert objs[4]["path"] == "photos/bad\\xff\\xfe.jpg"
@@ -107,13 +109,32 @@ def test_jsonl_one_object_per_row_with_csv_keys():
 def test_json_document_with_results_and_summary():
     rows = sample_results()
     doc = json.loads(render("json", rows))
-    assert list(doc) == ["version", "threshold", "model", "results", "summary"]
+    assert list(doc) == ["schema_version", "version", "threshold", "model", "results", "summary"]
+    assert doc["schema_version"] == 1
     assert doc["threshold"] == 0.5 and doc["model"] == "test-model"
     assert len(doc["results"]) == len(rows)
     assert all(tuple(r) == CSV_COLUMNS for r in doc["results"])
     s = doc["summary"]
     assert s["total"] == len(rows) and s["by_status"]["error"] == 2
     assert s["flagged"] == s["by_verdict"]["colorized"] == 6
+
+
+def test_summary_keys_present_even_when_zero():
+    s = json.loads(render("json", []))["summary"]
+    assert s["by_status"] == {"ok": 0, "grayscale": 0, "error": 0}
+    assert s["by_verdict"] == {"colorized": 0, "real": 0, "n/a": 0}
+    assert s["flagged"] == s["accepted"] == s["errors"] == s["total"] == 0
+
+
+def test_json_model_by_name_and_sha256_not_path():
+    stream = io.StringIO()
+    info = {"name": "imgcheck/detector.onnx", "sha256": "ab" * 32, "variant": "fp32"}
+    reporter = open_reporter(
+        "json", stream, threshold=0.5, model="/abs/site-packages/x.onnx", model_info=info
+    )
+    reporter.finish(summary_of([]))
+    doc = json.loads(stream.getvalue())
+    assert doc["model"] == info and "site-packages" not in stream.getvalue()
 
 
 def test_json_empty_and_streaming():

@@ -12,7 +12,7 @@ from fixtures_reports import flagged, sample_results, summary_of
 
 from imgcheck import __version__
 from imgcheck.detector.reports import open_reporter
-from imgcheck.detector.reports.sarif import artifact_location
+from imgcheck.detector.reports.sarif import artifact_location as _artifact_location
 from imgcheck.detector.results import ScanResult, Status
 
 LEVELS = {"none", "note", "warning", "error"}
@@ -95,6 +95,10 @@ def test_sarif_empty_run_is_valid():
 @pytest.mark.skipif(os.name == "nt", reason="POSIX byte file names")
 def test_artifact_location_relative_absolute_and_raw_bytes(tmp_path):
     root = str(tmp_path)
+
+    def artifact_location(path, root):  # relative paths are relative to the working folder
+        return _artifact_location(path, root, cwd=root)
+
     assert artifact_location("./a/../b/c d.png", root) == {
         "uri": "b/c%20d.png",
         "uriBaseId": "%SRCROOT%",

@@ -1,4 +1,4 @@
-"""Report formats of `imgcheck scan`: table, csv, json, jsonl, html, sarif.
+"""Report formats of `imgcheck scan`: table, csv, json, jsonl, html, sarif, github.
 
 The scan engine streams `ScanResult`s into one `Reporter` and calls `finish(summary)` at the
 end::
@@ -15,7 +15,7 @@ never pay for Rich or PIL. No format imports onnxruntime or torch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from imgcheck.detector.reports.atomic import atomic_output
 from imgcheck.detector.reports.base import Reporter
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMATS", "Reporter", "atomic_output", "make_thumbnail", "open_reporter"]
 
-FORMATS = ("table", "csv", "json", "jsonl", "html", "sarif")
+FORMATS = ("table", "csv", "json", "jsonl", "html", "sarif", "github")
 
 
 def open_reporter(
@@ -36,14 +36,18 @@ def open_reporter(
     threshold: float | None,
     model: str | None = None,
     console_width: int | None = None,
+    model_info: dict[str, Any] | None = None,
 ) -> Reporter:
     """Start a report of format `fmt` on `stream` (headers are written right away).
 
     `threshold` and `model` are shown in headers and metadata; `console_width` overrides the
-    detected terminal width of the table format (ignored by the others).
+    detected terminal width of the table format (ignored by the others). `model_info`
+    (`{"name", "sha256", "variant"}`) replaces `model` in the machine-readable formats (json,
+    sarif), which must not carry a machine-specific path.
     """
     if model is not None:
         model = safe_text(model)
+    described = model_info if model_info is not None else model
     if fmt == "csv":
         from imgcheck.detector.reports.csv_report import CsvReporter
 
@@ -55,7 +59,7 @@ def open_reporter(
     if fmt == "json":
         from imgcheck.detector.reports.json_report import JsonReporter
 
-        return JsonReporter(stream, threshold=threshold, model=model)
+        return JsonReporter(stream, threshold=threshold, model=described)
     if fmt == "table":
         from imgcheck.detector.reports.table import TableReporter
 
@@ -67,7 +71,11 @@ def open_reporter(
     if fmt == "sarif":
         from imgcheck.detector.reports.sarif import SarifReporter
 
-        return SarifReporter(stream, threshold=threshold, model=model)
+        return SarifReporter(stream, threshold=threshold, model=described)
+    if fmt == "github":
+        from imgcheck.detector.reports.github import GithubReporter
+
+        return GithubReporter(stream, threshold=threshold)
     raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 

@@ -6,7 +6,11 @@ import math
 from typing import Any, Protocol, runtime_checkable
 
 from imgcheck.detector.reports.cells import safe_text
-from imgcheck.detector.results import ScanResult, Summary
+from imgcheck.detector.results import ScanResult, Status, Summary, Verdict
+
+#: Version of the machine-readable report layouts (json, jsonl, sarif run properties). Bumped
+#: when a key is renamed, removed or changes meaning; new keys may appear without a bump.
+SCHEMA_VERSION = 1
 
 
 @runtime_checkable
@@ -43,13 +47,17 @@ def json_row(result: ScanResult) -> dict[str, Any]:
 
 
 def summary_dict(summary: Summary) -> dict[str, Any]:
-    """The summary as plain JSON-able data (json footer, sarif properties)."""
+    """The summary as plain JSON-able data (json footer, sarif properties). Every key is
+    present even when its count is zero, so readers never need a default."""
+    by_status = {s.value: summary.by_status.get(s.value, 0) for s in Status}
+    by_verdict = {v.value: summary.by_verdict.get(v.value, 0) for v in Verdict}
     return {
         "total": summary.total,
-        "by_status": dict(summary.by_status),
-        "by_verdict": dict(summary.by_verdict),
-        "flagged": summary.by_verdict.get("colorized", 0),
-        "errors": summary.by_status.get("error", 0),
+        "by_status": by_status,
+        "by_verdict": by_verdict,
+        "flagged": by_verdict["colorized"],
+        "accepted": summary.accepted,
+        "errors": by_status["error"],
         "seconds": round(summary.seconds, 3),
         "images_per_second": round(summary.images_per_second, 2),
         "provider": summary.provider,

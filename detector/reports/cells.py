@@ -11,6 +11,7 @@ Three different hazards, three small functions:
   literal backslash; reports are for reading, the scan itself always used the real bytes.
 - `printable`: for terminals, control characters (newline, ESC of an ANSI sequence, ...) are
   shown as escapes so a file name can neither break the table layout nor drive the terminal.
+- `csv_path`: the same guard for the path column, as ``./-x.jpg`` (still a path that opens).
 - `csv_text`: spreadsheet formula injection (OWASP "CSV Injection"): a text cell starting with
   ``=``, ``+``, ``-``, ``@``, tab or carriage return is prefixed with a single quote ``'`` so
   Excel/LibreOffice/Sheets show it as text instead of evaluating it.
@@ -54,6 +55,13 @@ def printable(text: str) -> str:
         else:
             out.append(ch.encode("unicode_escape").decode("ascii"))
     return "".join(out)
+
+
+def csv_path(path: str) -> str:
+    """A relative path that a spreadsheet would run as a formula (``-x.jpg``, ``=1+1.png``) as
+    ``./-x.jpg``: still the same file for a shell or a script, and text for a spreadsheet."""
+    text = safe_text(path)
+    return "./" + text if text.startswith(_FORMULA_START) else text
 
 
 def csv_text(text: str) -> str:

@@ -3,8 +3,9 @@
 - Header row always, even for an empty scan, so `csv.DictReader` never guesses.
 - RFC 4180: CRLF line ends, fields with commas, quotes or line breaks are quoted and inner quotes
   doubled (the stdlib writer). Open files with ``newline=""`` (`atomic_output` does).
-- Formula injection: text cells (path, status, verdict, format, error) that start with ``=``,
-  ``+``, ``-``, ``@``, tab or CR get a leading ``'`` (OWASP rule). Numeric cells (score, width,
+- Formula injection: a relative path that starts with ``=``, ``+``, ``-``, ``@``, tab or CR is
+  written as ``./-x.jpg`` (the same file, and text to a spreadsheet); other text cells (status,
+  verdict, format, error) that start with one get a leading ``'`` (OWASP rule). Numeric cells (score, width,
   height) are written as plain numbers and never prefixed; score has 6 decimals, empty if none.
 - Non-UTF-8 file names: undecodable bytes are written as ``\\xNN`` (see `cells.safe_text`).
 - Each row is flushed as it is written, so `imgcheck scan -f csv | ...` streams.
@@ -16,7 +17,7 @@ import csv
 from typing import TextIO
 
 from imgcheck.detector.reports.base import finite
-from imgcheck.detector.reports.cells import csv_text
+from imgcheck.detector.reports.cells import csv_path, csv_text
 from imgcheck.detector.results import CSV_COLUMNS, ScanResult, Summary
 
 
@@ -41,6 +42,8 @@ class CsvReporter:
                 cells.append("")
             elif isinstance(value, int | float):
                 cells.append(value)
+            elif key == "path":
+                cells.append(csv_path(str(value)))
             else:
                 cells.append(csv_text(str(value)))
         self._writer.writerow(cells)

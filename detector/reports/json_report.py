@@ -1,8 +1,9 @@
 """JSON and JSON Lines reports, both streamed (rows are written as they come, never held).
 
-- jsonl: one object per line with exactly the CSV keys, flushed per row; no header or summary
-  line, so every line has the same shape (`jq`, `pandas.read_json(lines=True)`).
-- json: ``{"version", "threshold", "model", "results": [...], "summary": {...}}``. The document is
+- jsonl: one object per line: ``schema_version`` then exactly the CSV keys, flushed per row; no
+  header or summary line, so every line has the same shape (`jq`, `pandas.read_json(lines=True)`).
+- json: ``{"schema_version", "version", "threshold", "model", "results": [...], "summary": {...}}``
+  where ``model`` is ``{"name", "sha256", "variant"}`` (never a machine-specific path). The document is
   written incrementally: the opening and each row on `add`, the closing and the summary on
   `finish`, so a huge scan needs no memory for it. Until `finish` the document is incomplete;
   with ``-o`` the atomic writer never exposes that state.
@@ -16,7 +17,7 @@ import json
 from typing import TextIO
 
 from imgcheck import __version__
-from imgcheck.detector.reports.base import finite, json_row, summary_dict
+from imgcheck.detector.reports.base import SCHEMA_VERSION, finite, json_row, summary_dict
 from imgcheck.detector.results import ScanResult, Summary
 
 
@@ -31,7 +32,8 @@ class JsonlReporter:
         self._stream = stream
 
     def add(self, result: ScanResult) -> None:
-        self._stream.write(_dumps(json_row(result)) + "\n")
+        row = {"schema_version": SCHEMA_VERSION, **json_row(result)}
+        self._stream.write(_dumps(row) + "\n")
         self._stream.flush()
 
     def finish(self, summary: Summary) -> None:
@@ -41,10 +43,17 @@ class JsonlReporter:
 class JsonReporter:
     needs_thumbnails = False
 
-    def __init__(self, stream: TextIO, *, threshold: float | None, model: str | None) -> None:
+    def __init__(
+        self, stream: TextIO, *, threshold: float | None, model: dict[str, object] | str | None
+    ) -> None:
         self._stream = stream
         self._count = 0
-        head = {"version": __version__, "threshold": finite(threshold), "model": model}
+        head = {
+            "schema_version": SCHEMA_VERSION,
+            "version": __version__,
+            "threshold": finite(threshold),
+            "model": model,
+        }
         # Everything but the closing brace, then the open results array.
         stream.write(_dumps(head)[:-1] + ', "results": [')
         stream.flush()
