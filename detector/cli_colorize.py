@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from imgcheck.detector.cli_common import command_errors, pixel_limit
+from imgcheck.detector.cli_common import MAX_WORKERS, command_errors, exit_code_of, pixel_limit
 from imgcheck.detector.outputs import Format
 from imgcheck.detector.session import Device
 
@@ -54,7 +54,11 @@ def colorize_command(
     ),
     device: Device = typer.Option(Device.AUTO, "--device", help="Where the model runs."),
     workers: int = typer.Option(
-        0, "--workers", min=0, help="Threads that decode and encode images (0: up to 4)."
+        0,
+        "--workers",
+        min=0,
+        max=MAX_WORKERS,
+        help="Threads that decode and encode images (0: up to 4).",
     ),
     batch_size: int = typer.Option(
         8, "--batch-size", min=1, help="Same-size images per model run (big images run alone)."
@@ -130,12 +134,17 @@ def _run(
     exit_zero: bool,
 ) -> int:
     """The command's body; returns the exit code. Heavy imports live here on purpose."""
-    import signal
-    import threading
     import time
 
     from rich.console import Console
-    from rich.markup import escape
+    from rich.markup import escape as markup_escape
+
+    from imgcheck.detector.terminal import printable
+
+    def escape(text: str) -> str:
+        """Rich markup escaped and control characters shown as escapes: file names are
+        hostile (an ESC sequence in a name must not reach the terminal)."""
+        return markup_escape(printable(text))
 
     from imgcheck.detector.colorize import Colorizer, Job, Outcome, default_workers, run_jobs
     from imgcheck.detector.outputs import (
@@ -211,7 +220,7 @@ def _run(
     failures: list[tuple[str, str]] = []
     megapixels = 0.0
     greyed = 0
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     results = run_jobs(
         jobs,
         colorizer,
@@ -220,11 +229,8 @@ def _run(
         batch_size=batch_size,
         max_pixels=limit,
     )
-    # SIGTERM (e.g. a job scheduler) stops like Ctrl-C: running writes finish, queued ones are
-    # dropped, and no temporary file is left behind.
-    old_term = None
-    if threading.current_thread() is threading.main_thread():
-        old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGTERM/SIGHUP (a job scheduler, a closed terminal) stop like Ctrl-C (command_errors'
+    # signals_as_interrupt): running writes finish, queued ones are dropped, no temp is left.
     progress = Progress(
         TextColumn("colorizing"),
         BarColumn(),
@@ -246,21 +252,19 @@ def _run(
                     megapixels += result.megapixels
                     greyed += result.grayscale is False
                 progress.advance(task)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:
+        interrupted = exc
     except ModelError as exc:
         return error(str(exc))
     finally:
         results.close()
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
 
     seconds = time.perf_counter() - start
     if failures:
         console.print(f"[bold red]{len(failures)} input(s) could not be colorized:[/]")
         for path, message in failures:
             console.print(f"  {escape(path)}: {escape(message)}")
-    if interrupted:
+    if interrupted is not None:
         console.print("Interrupted: finished outputs are complete; rerun to resume.")
     if not quiet:
         rate = megapixels / seconds if seconds > 0 else 0.0
@@ -279,10 +283,7 @@ def _run(
                 f"{colorizer.provider}): {', '.join(parts)} -> {outdir}"
             )
         )
-    if interrupted:
-        return 130
+    if interrupted is not None:
+        return exit_code_of(interrupted)
     return 1 if failures and not exit_zero else 0
 
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

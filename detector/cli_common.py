@@ -3,11 +3,15 @@
 - `fail(command, message)`: the one-line `imgcheck CMD: error: ...` on stderr; returns the
   `typer.Exit(2)` to raise (exit 2 = usage, model or internal error, docs/ARCHITECTURE.md).
 - `warn(command, message)`: `imgcheck CMD: warning: ...` on stderr (device/provider fallbacks).
+  Both pass the message through `terminal.printable`: a file name in it can neither drive the
+  terminal (ESC sequences) nor forge a second line.
 - `pixel_limit(max_pixels)`: `--max-pixels` as the decoders' limit, with Pillow's own
   limit and warning set to match (PIL is imported only when it is called).
-- `command_errors(command, ...)`: wraps a command's body. Ctrl-C exits 130 with one line; a
-  `ModelError` becomes its message and exit 2; any other exception one `internal error` line
-  and exit 2, or its full traceback when IMGCHECK_DEBUG is set.
+- `command_errors(command, ...)`: wraps a command's body. Ctrl-C exits 130 with one line, and
+  SIGTERM / SIGHUP are turned into the same interrupt (`Terminated`, exit 143 / 129), so every
+  `finally` and the atomic writer's cleanup run and no temporary file is left; a `ModelError`
+  becomes its message and exit 2; any other exception one `internal error` line and exit 2, or
+  its full traceback when IMGCHECK_DEBUG is set.
 
 Cheap to import (typer, os, contextlib and the import-light session module): the command
 modules import it at top level and `imgcheck --help` must not load numpy, Pillow or onnxruntime.
@@ -17,20 +21,59 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator
 
 import typer
 
 from imgcheck.detector.session import ModelError
+from imgcheck.detector.terminal import printable
+
+MAX_WORKERS = 64  # --workers upper bound: more threads only cost memory (10000: 2 GB RSS)
 
 
 def fail(command: str, message: str) -> typer.Exit:
-    typer.echo(f"imgcheck {command}: error: {message}", err=True)
+    typer.echo(f"imgcheck {command}: error: {printable(message)}", err=True)
     return typer.Exit(2)
 
 
 def warn(command: str, message: str) -> None:
-    typer.echo(f"imgcheck {command}: warning: {message}", err=True)
+    typer.echo(f"imgcheck {command}: warning: {printable(message)}", err=True)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C so that cleanup runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def signals_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise `Terminated` in the main thread for the block (elsewhere a
+    no-op: signal handlers can only be set from the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    old = {n: signal.signal(getattr(signal, n), _raise_terminated) for n in names}
+    try:
+        yield
+    finally:
+        for n, handler in old.items():
+            signal.signal(getattr(signal, n), handler)
+
+
+def exit_code_of(interrupt: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 128 + N for a signal N turned into `Terminated`."""
+    return getattr(interrupt, "exit_code", 130)
 
 
 def internal_error(exc: BaseException) -> str:
@@ -68,16 +111,18 @@ def command_errors(
     describe: Callable[[Exception], str | None] | None = None,
 ) -> Iterator[None]:
     """Turn what escapes the block into the command's exit: `typer.Exit` passes through,
-    KeyboardInterrupt prints `imgcheck CMD: <interrupted>` and exits 130, other exceptions exit
-    2 with one line: a ModelError's message, else `describe(exc)` if it returns one, else
+    KeyboardInterrupt prints `imgcheck CMD: <interrupted>` and exits 130 (SIGTERM 143, SIGHUP
+    129: see `signals_as_interrupt`, active for the block), other exceptions exit 2 with one
+    line: a ModelError's message, else `describe(exc)` if it returns one, else
     `internal_error(exc)`. With IMGCHECK_DEBUG set they propagate with their traceback."""
     try:
-        yield
+        with signals_as_interrupt():
+            yield
     except typer.Exit:
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         typer.echo(f"imgcheck {command}: {interrupted}", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(exit_code_of(exc)) from None
     except Exception as exc:
         if os.environ.get("IMGCHECK_DEBUG"):
             raise

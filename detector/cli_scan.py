@@ -33,7 +33,7 @@ from pathlib import Path
 
 import typer
 
-from imgcheck.detector.cli_common import command_errors, fail, pixel_limit, warn
+from imgcheck.detector.cli_common import MAX_WORKERS, command_errors, fail, pixel_limit, warn
 from imgcheck.detector.models import Variant
 from imgcheck.detector.session import Device
 
@@ -71,8 +71,15 @@ def _check_paths(paths: list[str]) -> None:
     import glob
 
     for path in paths:
-        if path == "-" or os.path.lexists(path):
+        if path == "-":
             continue
+        try:
+            os.lstat(path)
+            continue
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # e.g. under an unreadable folder: say so, not "no such file"
+            raise _fail(f"{(exc.strerror or str(exc)).lower()}: {path}") from None
         if not glob.has_magic(path):
             raise _fail(f"no such file or directory: {path}")
         if next(glob.iglob(path, recursive=True), None) is None:
@@ -103,6 +110,11 @@ def scan_command(
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Write the report to FILE (atomically) instead of stdout."
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Let -o replace an existing file that is not an imgcheck report (never an input).",
     ),
     recursive: bool = typer.Option(
         True, "--recursive/--no-recursive", help="Walk sub-folders of folders."
@@ -140,7 +152,11 @@ def scan_command(
     ),
     batch_size: int = typer.Option(BATCH_SIZE, "--batch-size", min=1, help="Images per batch."),
     workers: int = typer.Option(
-        0, "--workers", min=0, help="Decoding threads (0: one per core, at most 8)."
+        0,
+        "--workers",
+        min=0,
+        max=MAX_WORKERS,
+        help="Decoding threads (0: one per core, at most 8).",
     ),
     max_pixels: int = typer.Option(
         0,
@@ -240,10 +256,20 @@ def scan_command(
     output = None if settings["output"] is None else Path(settings["output"])
     model = None if settings["model"] is None else Path(settings["model"])
     _check_paths(paths)
+    if output is not None:  # before the model loads or any image is read
+        from imgcheck.detector.report_target import report_target_problem
+
+        problem = report_target_problem(output, paths, force=force)
+        if problem is not None:
+            raise _fail(problem)
 
     def describe(exc: Exception) -> str | None:
         if isinstance(exc, OSError) and output is not None:
             return f"cannot write report {output}: {exc.strerror or exc}"
+        if isinstance(exc, OSError):  # a full disk or a dead device behind stdout
+            _silence_stdout()
+            reason = (exc.strerror or str(exc)).lower()
+            return f"cannot write to standard output: {reason}"
         return None
 
     with command_errors("scan", describe=describe):
@@ -272,12 +298,16 @@ def scan_command(
                 view=view,
             )
         except BrokenPipeError:
-            # The reader went away (`| head`): stop quietly; point stdout at /dev/null so that
-            # Python's own flush at exit does not print a second BrokenPipeError.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            # The reader went away (`| head`): stop quietly.
+            _silence_stdout()
             raise typer.Exit(2) from None
     raise typer.Exit(code)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's own flush at exit does not raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _run(
@@ -337,7 +367,10 @@ def _run(
     if not quiet:
         for message in scanner.warnings:
             warn("scan", message)
-    to_terminal = output is None and sys.stdout.isatty()
+    # Only the table goes through Rich on a terminal; a machine format there is written as
+    # bytes (escaped, see reports.atomic_output) and the live bar stays off so rows stay intact.
+    on_tty = output is None and sys.stdout.isatty()
+    to_terminal = on_tty and fmt == "table"
     bar_console = Console(file=sys.stdout) if to_terminal else err
     summary = Summary(
         provider=scanner.provider, threshold=scanner.threshold, variant=scanner.variant
@@ -353,12 +386,16 @@ def _run(
     findings: list[baseline_mod.Finding] = []
     model_info = _model_info(scanner)
     start = time.perf_counter()
-    progress = ScanProgress(bar_console, enabled=not quiet)
+    progress = ScanProgress(bar_console, enabled=not quiet and not (on_tty and not to_terminal))
     if output is not None and output.is_dir():
         raise _fail(f"-o {output} is a directory")
+    if output is not None:  # temp reports of killed runs (kill -9) beside this one
+        from imgcheck.detector.atomic import remove_stale_temps
+
+        remove_stale_temps([Path(os.path.realpath(output)).parent])
     # A regular file is written atomically (through a symlink, which stays one); a device or
     # FIFO (-o /dev/null, a named pipe) in place: the rules of imgcheck.detector.atomic.
-    with atomic_output(output) as raw:
+    with atomic_output(output, rich_terminal=to_terminal) as raw:
         stream = progress.report_stream(raw) if to_terminal else raw
         # Opened before the bar starts: the report header is printed first, cleanly.
         reporter = open_reporter(

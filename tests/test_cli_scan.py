@@ -261,7 +261,7 @@ def test_unreadable_file_row(
         raise PermissionError(13, "Permission denied")
 
     # Tests run as root (chmod cannot lock root out): the refusal is simulated in decode.
-    monkeypatch.setattr(decode_mod, "open", denied, raising=False)
+    monkeypatch.setattr(decode_mod, "open_regular", denied)
     result = invoke([str(path), "--fail-on-error"], model_dir)
     assert result.exit_code == 1
     assert rows(result.stdout)[0]["error"] == "permission denied"
@@ -375,7 +375,7 @@ def test_output_to_fifo_symlink_and_directory(
     assert "colour.png" in got[0] and fifo.is_fifo()
 
     real = tmp_path / "real.csv"
-    real.write_text("old")
+    real.write_text("path,status,score,verdict,width,height,format,error\r\n")  # an old report
     link = tmp_path / "link.csv"
     link.symlink_to(real)
     assert invoke([str(photos), "-o", str(link)], model_dir).exit_code == 1

@@ -333,13 +333,13 @@ def test_killed_run_resumes_with_every_output_valid(tmp_path: Path, model: Path)
 
 
 def test_sigterm_stops_cleanly(tmp_path: Path, model: Path) -> None:
-    """SIGTERM (a scheduler's stop) finishes running writes, leaves no temp file, exits 130."""
+    """SIGTERM (a scheduler's stop) finishes running writes, leaves no temp file, exits 143."""
     src, out = tmp_path / "in", tmp_path / "out"
     _many(src, 12)
     _, _, proc = _start(src, out, model)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143, err
     assert b"rerun to resume" in err and b"Traceback" not in err
     assert len(list(out.iterdir())) < 12
     _all_valid(out, 12)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -320,3 +322,241 @@ def test_file_deleted_after_the_walk_is_an_error_row(tmp_path: Path, scanner) ->
     ok, gone = scanner.run(items)
     assert ok.status.value == "ok"
     assert gone.status.value == "error" and gone.error == "no such file or directory"
+
+
+# --- scan -o: never over an input, only over our own reports -------------------------------
+
+SCAN = "import typer; from imgcheck.detector.cli_scan import scan_command; typer.run(scan_command)"
+COLORIZE = (
+    "import typer; from imgcheck.detector.cli_colorize import colorize_command; "
+    "typer.run(colorize_command)"
+)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fixtures_onnx import write_model_folder
+
+    return write_model_folder(tmp_path_factory.mktemp("model") / "m")
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "d"
+    folder.mkdir()
+    _noise(64, 48, 1).save(folder / "a.jpg")
+    _noise(64, 48, 2).save(folder / "b.png")
+    return folder
+
+
+def scan_cli(model_dir: Path, *args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-c", SCAN, *map(str, args), "--model", str(model_dir)]
+    argv += ["--workers", "2", "--device", "cpu"]
+    kwargs.setdefault("capture_output", True)
+    return subprocess.run(argv, text=True, timeout=120, cwd=ROOT, **kwargs)  # type: ignore[call-overload]
+
+
+def _digest(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_scan_output_onto_an_input_is_refused(
+    tmp_path: Path, photos: Path, model_dir: Path
+) -> None:
+    before = _digest(photos)
+    os.link(photos / "a.jpg", tmp_path / "hard.jpg")
+    (tmp_path / "sym.csv").symlink_to(photos / "b.png")
+    for args in (
+        [photos, "-o", photos / "a.jpg"],  # an image inside the scanned folder
+        [photos / "b.png", "-o", photos / "b.png"],  # the file named
+        [photos / "a.jpg", "-o", tmp_path / "hard.jpg"],  # through a hard link
+        [photos / "b.png", "-o", tmp_path / "sym.csv", "--force"],  # a symlink, even --force
+    ):
+        out = scan_cli(model_dir, *args)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.count("\n") == 1 and "refusing to overwrite" in out.stderr
+    assert _digest(photos) == before
+
+
+def test_scan_output_onto_a_foreign_file_needs_force(photos: Path, model_dir: Path) -> None:
+    notes = photos.parent / "notes.txt"
+    notes.write_text("my notes\n")
+    out = scan_cli(model_dir, photos, "-o", notes)
+    assert out.returncode == 2 and "not an imgcheck report" in out.stderr
+    assert notes.read_text() == "my notes\n"
+    assert scan_cli(model_dir, photos, "-o", notes, "--force").returncode in (0, 1)
+    assert notes.read_text().startswith("path,status")
+    report = photos.parent / "r.json"  # our own reports are replaced on a rerun
+    for _ in range(2):
+        assert scan_cli(model_dir, photos, "-o", report).returncode in (0, 1)
+
+
+# --- signals mid-scan, stale temps ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_signal_mid_scan_removes_the_temp_report(
+    tmp_path: Path, photos: Path, model_dir: Path, sig: int, code: int
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [sys.executable, "-c", SCAN, "-", "-o", str(out / "r.csv"), "--model", str(model_dir)]
+    proc = subprocess.Popen(
+        [*argv, "--device", "cpu"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(f"{photos / 'a.jpg'}\n")
+    proc.stdin.flush()  # stdin stays open: the scan waits for more paths, its temp report open
+    deadline = time.monotonic() + 60
+    while not _temps(out) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _temps(out), "the scan never opened its report"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert list(out.iterdir()) == []  # no temp, and no half report
+    assert "Traceback" not in err
+
+
+def test_scan_sweeps_stale_temp_reports(tmp_path: Path, photos: Path, model_dir: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = tmp_path / f".r.csv.{dead.stdout.strip()}.0badf00d{TEMP_SUFFIX}"
+    stale.write_text("half")
+    assert scan_cli(model_dir, photos, "-o", tmp_path / "r.csv").returncode in (0, 1)
+    assert not stale.exists() and (tmp_path / "r.csv").exists()
+
+
+def test_sigterm_mid_colorize_exits_143_without_temps(tmp_path: Path) -> None:
+    model = write_colorizer_file(tmp_path / "c.onnx")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-c", COLORIZE, "-", "-o", str(out), "--model", str(model)]
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    time.sleep(3)  # model loaded, reading the input list from stdin
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and (not out.exists() or _temps(out) == [])
+
+
+# --- what reaches a terminal ---------------------------------------------------------------
+
+ESC_NAME = "x\x1b[31mred\x1b]0;pwned\x07.png"
+
+
+def _on_pty(argv: list[str]) -> tuple[int, bytes]:
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, cwd=ROOT)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(60), b"".join(chunks)
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"]])
+def test_csv_on_a_terminal_prints_rows_and_no_escape_sequences(
+    photos: Path, model_dir: Path, quiet: list[str]
+) -> None:
+    _noise(40, 40, 3).save(photos / ESC_NAME)
+    argv = [sys.executable, "-c", SCAN, str(photos), "-f", "csv", "--model", str(model_dir)]
+    code, shown = _on_pty([*argv, "--device", "cpu", *quiet])
+    assert code in (0, 1), shown
+    rows = [line for line in shown.split(b"\r\n") if line.count(b",") >= 7]
+    assert len(rows) == 4, shown  # header + 3 images, none swallowed
+    assert b"\x1b[31m" not in shown and b"\x1b]0;" not in shown
+    assert b"x\\x1b[31mred" in shown
+
+
+def test_usage_error_and_colorize_failures_escape_file_names(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    missing = tmp_path / ESC_NAME
+    out = scan_cli(model_dir, missing)
+    assert out.returncode == 2 and "\x1b" not in out.stderr and "\\x1b[31m" in out.stderr
+    bad = tmp_path / "in"
+    bad.mkdir()
+    (bad / ESC_NAME).write_bytes(b"not an image")
+    model = write_colorizer_file(tmp_path / "c.onnx")
+    argv = [
+        sys.executable,
+        "-c",
+        COLORIZE,
+        str(bad),
+        "-o",
+        str(tmp_path / "o"),
+        "--model",
+        str(model),
+    ]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert res.returncode == 1 and "could not be colorized" in res.stderr
+    assert "\x1b" not in res.stderr and "\\x1b[31m" in res.stderr
+
+
+# --- smaller: full stdout, unreadable folders, --workers bound ------------------------------
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_full_stdout_is_one_clear_line(photos: Path, model_dir: Path) -> None:
+    with open("/dev/full", "w") as full:
+        out = scan_cli(
+            model_dir,
+            photos,
+            "-f",
+            "csv",
+            stdout=full,
+            stderr=subprocess.PIPE,
+            capture_output=False,
+        )
+    assert out.returncode == 2
+    assert (
+        out.stderr.strip()
+        == "imgcheck scan: error: cannot write to standard output: no space left on device"
+    )
+
+
+def test_path_under_unreadable_folder_says_permission_denied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    from imgcheck.detector import cli_scan
+
+    locked = str(tmp_path / "locked" / "a.jpg")
+    real = os.lstat
+
+    def lstat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if os.fspath(path) == locked:  # tests run as root, where chmod 000 stops nothing
+            raise PermissionError(errno.EACCES, "Permission denied", locked)
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cli_scan.os, "lstat", lstat)
+    with pytest.raises(typer.Exit) as info:
+        cli_scan._check_paths([locked])
+    assert info.value.exit_code == 2
+    assert "permission denied: " + locked in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [SCAN, COLORIZE])
+def test_workers_has_an_upper_bound(tmp_path: Path, command: str) -> None:
+    argv = [sys.executable, "-c", command, str(tmp_path), "--workers", "10000"]
+    if command is COLORIZE:
+        argv += ["-o", str(tmp_path / "o")]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 2 and "less than or equal to 64" in out.stderr

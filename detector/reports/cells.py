@@ -19,42 +19,11 @@ Three different hazards, three small functions:
 
 from __future__ import annotations
 
+# The terminal escaping lives in one place for reports and the CLI's own messages alike.
+from imgcheck.detector.terminal import printable as printable
+from imgcheck.detector.terminal import safe_text as safe_text
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_text(text: str) -> str:
-    """`text` with every lone surrogate replaced by a backslash escape (valid UTF-8 out)."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte smuggled through by surrogateescape
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif 0xD800 <= code <= 0xDFFF:  # any other lone surrogate (e.g. from a Windows name)
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def printable(text: str) -> str:
-    """`safe_text` plus C0/C1 control characters and DEL shown as escapes, for terminals."""
-    text = safe_text(text)
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch.isprintable() or ch == " ":
-            out.append(ch)
-        else:
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-    return "".join(out)
 
 
 def csv_path(path: str) -> str:
