@@ -9,6 +9,7 @@ appearing during a run, hostile manifests and checkpoints. CPU only, no ../share
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import signal
@@ -560,3 +561,56 @@ def test_workers_has_an_upper_bound(tmp_path: Path, command: str) -> None:
         argv += ["-o", str(tmp_path / "o")]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 2 and "less than or equal to 64" in out.stderr
+
+
+# --- train --resume with a damaged or hostile run folder -----------------------------------
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def _hostile_run(tmp_path: Path, what: str) -> Path:
+    import pickle
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"config": {}}))
+    (run / "split.json").write_text(json.dumps({"data_digest": "x", "train": [], "val": []}))
+    last = run / "checkpoints" / "last.pt"
+    if what == "truncated":
+        import torch
+
+        torch.save({"step": 3, "G": {}}, last)
+        last.write_bytes(last.read_bytes()[:50])
+    elif what == "hostile":
+        last.write_bytes(pickle.dumps(_Boom()))
+    elif what == "config":
+        import torch
+
+        torch.save({"step": 3}, last)
+        (run / "config.json").write_text('{"config": ')
+    return run
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("what", ["truncated", "hostile", "config"])
+def test_train_resume_from_a_damaged_run_is_one_line_exit_2(tmp_path: Path, what: str) -> None:
+    pytest.importorskip("torch")
+    run = _hostile_run(tmp_path, what)
+    data = tmp_path / "data"
+    data.mkdir()
+    code = "import typer; from imgcheck.trainer.cli import train_command; typer.run(train_command)"
+    argv = [sys.executable, "-c", code, "--data", str(data), "--out", str(run), "--resume"]
+    out = subprocess.run(
+        [*argv, "--device", "cpu", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert out.stderr.startswith("imgcheck train:") and "cannot" in out.stderr
+    assert not (tmp_path / "PWNED").exists()

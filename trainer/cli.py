@@ -144,3 +144,13 @@ def train_command(
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; continue with: --out {out} --resume", err=True)
         raise typer.Exit(2) from None
+    except Exception as exc:  # one line and exit 2 (docs/ARCHITECTURE.md), never a traceback
+        import os
+
+        if os.environ.get("IMGCHECK_DEBUG"):
+            raise
+        from imgcheck.detector.cli_common import internal_error
+
+        where = f"cannot resume {out} (a damaged run folder?): " if resume else ""
+        typer.echo(f"imgcheck train: {where}{internal_error(exc)}", err=True)
+        raise typer.Exit(2) from None

@@ -19,6 +19,7 @@ import torch
 
 import imgcheck
 from imgcheck.detector.atomic import atomic_write
+from imgcheck.trainer.config import TrainError
 
 
 class RunDir:
@@ -59,12 +60,27 @@ def save_json(obj: Any, path: Path) -> None:
 
 
 def load_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    """Read a run-folder JSON file; a missing, unreadable or broken one is a `TrainError`."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise TrainError(f"cannot read {path}: {reason.splitlines()[0]}") from None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    # Checkpoints hold only tensors and plain Python values, so the safe loader reads them.
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The resume checkpoint; a truncated, foreign or hostile file is a `TrainError`.
+
+    Checkpoints hold only tensors and plain Python values, so the safe loader reads them
+    (`weights_only=True` runs no pickled code: a hostile last.pt cannot execute anything)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle refused by the safe loader, I/O error
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrainError(f"cannot resume from {path}: not a readable checkpoint ({first})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise TrainError(f"cannot resume from {path}: not an imgcheck training checkpoint")
+    return state
 
 
 class MetricsLog:
