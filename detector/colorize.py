@@ -36,7 +36,8 @@ import numpy as np
 from PIL import Image
 
 from imgcheck.detector.decode import DEFAULT_MAX_PIXELS, Decoded, decode, to_rgb
-from imgcheck.detector.models import ModelInfo, resolve
+from imgcheck.detector.manifest import resolve_checked
+from imgcheck.detector.models import ModelInfo
 from imgcheck.detector.outputs import Target, save_image
 from imgcheck.detector.session import Device, ModelError, active_provider, create_session
 
@@ -58,7 +59,9 @@ class Colorizer:
         device: Device | str = Device.AUTO,
         threads: int | None = None,
     ) -> None:
-        self.info: ModelInfo = resolve("colorizer", Path(model) if model is not None else None)
+        self.info: ModelInfo = resolve_checked(
+            "colorizer", Path(model) if model is not None else None
+        )
         self.session = create_session(self.info.path, Device(device), threads)
         self.provider = active_provider(self.session)
         inputs = {i.name: i for i in self.session.get_inputs()}

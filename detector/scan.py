@@ -33,7 +33,8 @@ from PIL import Image
 from imgcheck.detector import view as view_mod
 from imgcheck.detector.decode import DEFAULT_MAX_PIXELS, Decoded, decode
 from imgcheck.detector.inputs import InputItem, iter_inputs
-from imgcheck.detector.models import ModelInfo, resolve
+from imgcheck.detector.manifest import resolve_checked
+from imgcheck.detector.models import ModelInfo
 from imgcheck.detector.results import ScanResult, Status, Verdict
 from imgcheck.detector.session import Device, ModelError, active_provider, create_session
 from imgcheck.detector.view import ViewSpec
@@ -114,7 +115,9 @@ class Scanner:
         self.warnings: list[str] = []
         Image.init()  # register every Pillow plugin once, before threads race to do it
         device = Device(device)
-        self.info: ModelInfo = resolve("detector", Path(model) if model else None, variant)
+        self.info: ModelInfo = resolve_checked(
+            "detector", Path(model) if model else None, variant
+        )
         self.variant = self.info.variant  # "fp32" (calibrated), "int8" or "fp16"
         self.session = create_session(self.info.path, device)
         self.provider = active_provider(self.session)

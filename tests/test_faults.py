@@ -614,3 +614,49 @@ def test_train_resume_from_a_damaged_run_is_one_line_exit_2(tmp_path: Path, what
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert out.stderr.startswith("imgcheck train:") and "cannot" in out.stderr
     assert not (tmp_path / "PWNED").exists()
+
+
+# --- hostile manifests ---------------------------------------------------------------------
+
+
+def _edited_model(tmp_path: Path, edit) -> Path:
+    from fixtures_onnx import write_model_folder
+
+    folder = write_model_folder(tmp_path / "m")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    edit(manifest["detector"])
+    (folder / "manifest.json").write_text(json.dumps(manifest))  # NaN is written as NaN
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(threshold=5.0), "threshold must be strictly between 0 and 1"),
+        (lambda d: d.update(threshold=float("nan")), "threshold must be strictly between"),
+        (lambda d: d.update(threshold=-1), "threshold must be strictly between"),
+        (lambda d: d.update(threshold="abc"), "threshold must be a number"),
+        (lambda d: d.pop("sha256"), "sha256 is missing"),
+        (lambda d: d.update(sha256=None), "sha256 is missing"),
+        (lambda d: d.update(file="../detector.onnx"), "plain name inside the model folder"),
+        (lambda d: d.update(file="/etc/passwd"), "plain name inside the model folder"),
+        (lambda d: d.update(view={"crop": "big"}), "view must be an object of integers"),
+    ],
+)
+def test_hostile_manifest_is_one_line_exit_2(
+    tmp_path: Path, photos: Path, edit, message: str
+) -> None:
+    folder = _edited_model(tmp_path, edit)
+    out = scan_cli(folder, photos)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and message in out.stderr
+    assert "internal error" not in out.stderr
+
+
+def test_manifest_checks_also_guard_the_python_api(tmp_path: Path) -> None:
+    from imgcheck.detector.scan import Scanner
+    from imgcheck.detector.session import ModelError
+
+    folder = _edited_model(tmp_path, lambda d: d.update(threshold=5.0))
+    with pytest.raises(ModelError, match="threshold"):
+        Scanner(folder, "cpu")
