@@ -43,6 +43,51 @@ _ORIENTATION_TAG = 0x0112
 DraftScale = Callable[[int, int], float] | float | None
 
 
+def _default_budget() -> int:
+    """Bytes of pixels being decoded at once across all workers: 1 GiB, or a quarter of RAM."""
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        ram = 4 << 30
+    return max(64 << 20, min(1 << 30, ram // 4))
+
+
+class MemoryBudget:
+    """Bounds decode memory, not just pixel counts: every decode reserves its estimated bytes
+    (`decode_cost`) before loading and gives them back when it returns; a decode that does not
+    fit waits for others to finish. One image larger than the whole budget still runs, alone,
+    so nothing deadlocks. `peak` is the most bytes ever reserved at once (for tests)."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        import threading
+
+        self.limit = limit if limit is not None else _default_budget()
+        self.used = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, nbytes: int) -> None:
+        with self._cond:
+            while self.used > 0 and self.used + nbytes > self.limit:
+                self._cond.wait()
+            self.used += nbytes
+            self.peak = max(self.peak, self.used)
+
+    def release(self, nbytes: int) -> None:
+        with self._cond:
+            self.used -= nbytes
+            self._cond.notify_all()
+
+
+def decode_cost(im: Image.Image) -> int:
+    """Estimated peak bytes to load `im` at its (draft) size and convert it to RGB: the decoded
+    frame in its own mode, plus the RGB copy, plus a rotated copy when EXIF asks for one."""
+    w, h = im.size
+    bands = len(im.getbands())
+    depth = 4 if im.mode in ("I", "F") else 2 if "16" in im.mode else 1
+    return w * h * (bands * depth + 6)
+
+
 @dataclass
 class Decoded:
     image: Image.Image  # RGB, upright; maybe reduced by draft_scale
@@ -136,10 +181,12 @@ def decode(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     draft_scale: DraftScale = None,
     grey_tolerance: int = GREY_TOLERANCE,
+    budget: MemoryBudget | None = None,
 ) -> Decoded | DecodeFailure:
     """Decode `path` (see the module doc). `draft_scale` is a factor <= 1, or a function of the
     upright full-resolution (width, height) returning one (e.g. `view.draft_scale` for a spec).
-    `max_pixels=None` lifts our limit (Pillow's own bomb limit still applies)."""
+    `max_pixels=None` lifts our limit (Pillow's own bomb limit still applies). `budget`: a
+    `MemoryBudget` shared by the decode workers; the load waits for its share of it."""
     path = os.fspath(path)
     plugins.register()  # HEIC/AVIF readers where installed (once; cheap afterwards)
     try:
@@ -154,7 +201,7 @@ def decode(
         with fh:
             if os.fstat(fh.fileno()).st_size == 0:
                 return DecodeFailure("empty file (0 bytes)")
-            return _decode_open(fh, max_pixels, draft_scale, grey_tolerance)
+            return _decode_open(fh, max_pixels, draft_scale, grey_tolerance, budget)
     except OSError as exc:
         return DecodeFailure(_os_message(exc))
 
@@ -165,10 +212,15 @@ def _os_message(exc: OSError) -> str:
 
 
 def _decode_open(
-    fh: object, max_pixels: int | None, draft_scale: DraftScale, grey_tolerance: int
+    fh: object,
+    max_pixels: int | None,
+    draft_scale: DraftScale,
+    grey_tolerance: int,
+    budget: MemoryBudget | None = None,
 ) -> Decoded | DecodeFailure:
     fmt: str | None = None
     size: tuple[int, int] | None = None
+    reserved = 0
     try:
         # Not `with Image.open(...)`: closing the image would free the pixels we return. The
         # caller's `with open(...)` closes the file; a loaded frame does not need it.
@@ -188,6 +240,9 @@ def _decode_open(
         if fmt in _JPEG_FORMATS and scale is not None and 0 < scale < 1:
             w, h = im.size
             im.draft(None, (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
+        if budget is not None:  # after draft: a JPEG decoded at 1/8 costs 1/64 of its pixels
+            reserved = decode_cost(im)
+            budget.acquire(reserved)
         im.load()
         upright = ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
         grey = mode in _GREY_MODES
@@ -210,6 +265,9 @@ def _decode_open(
         return DecodeFailure(
             f"cannot decode: {type(exc).__name__}: {_first_line(exc)}", fmt, *(size or (None, None))
         )
+    finally:
+        if reserved and budget is not None:
+            budget.release(reserved)
 
 
 def _unidentified_message(fh: object) -> str:

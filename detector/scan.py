@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from imgcheck.detector import view as view_mod
-from imgcheck.detector.decode import DEFAULT_MAX_PIXELS, Decoded, decode
+from imgcheck.detector.decode import DEFAULT_MAX_PIXELS, Decoded, MemoryBudget, decode
 from imgcheck.detector.inputs import InputItem, iter_inputs
 from imgcheck.detector.manifest import resolve_checked
 from imgcheck.detector.models import ModelInfo
@@ -142,6 +142,9 @@ class Scanner:
             self.warnings.append(
                 f"the model has no calibrated threshold; using {DEFAULT_THRESHOLD}"
             )
+        # Decode memory across the workers, not only pixels per image (a 38-byte WebP can
+        # decode to 13000x13000): big images wait for each other instead of stacking up.
+        self.budget = MemoryBudget()
         # Enough work in flight to keep every worker busy while a batch is being scored.
         self.window = max(2 * self.workers, self.batch_size + self.workers)
 
@@ -194,6 +197,7 @@ class Scanner:
                 item.path,
                 max_pixels=self.max_pixels,
                 draft_scale=lambda w, h: view_mod.draft_scale(w, h, spec),
+                budget=self.budget,
             )
             if not isinstance(decoded, Decoded):
                 return _Prepared(

@@ -660,3 +660,22 @@ def test_manifest_checks_also_guard_the_python_api(tmp_path: Path) -> None:
     folder = _edited_model(tmp_path, lambda d: d.update(threshold=5.0))
     with pytest.raises(ModelError, match="threshold"):
         Scanner(folder, "cpu")
+
+
+# --- decode memory budget ------------------------------------------------------------------
+
+
+def test_decode_budget_serialises_big_images_across_workers(tmp_path: Path, scanner) -> None:
+    from imgcheck.detector.decode import MemoryBudget, decode, decode_cost
+    from imgcheck.detector.inputs import InputItem
+
+    for i in range(4):
+        _noise(400, 300, i).save(tmp_path / f"{i}.png")
+    with Image.open(tmp_path / "0.png") as im:
+        one = decode_cost(im)
+    scanner.budget = MemoryBudget(limit=one)  # room for exactly one of them at a time
+    results = list(scanner.run([InputItem(str(tmp_path / f"{i}.png")) for i in range(4)]))
+    assert [r.status.value for r in results] == ["ok"] * 4
+    assert scanner.budget.peak == one and scanner.budget.used == 0
+    tiny = MemoryBudget(limit=1)  # an image bigger than the whole budget still decodes, alone
+    assert decode(tmp_path / "0.png", budget=tiny).width == 400 and tiny.used == 0
