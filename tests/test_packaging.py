@@ -41,7 +41,7 @@ def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         check=True,
         cwd=out,
     )
-    (wheel,) = out.glob("imgcheck-*.whl")
+    (wheel,) = out.glob("imgcheck_colorize-*.whl")  # distribution name: imgcheck-colorize
     with zipfile.ZipFile(wheel) as zf:
         return set(zf.namelist())
 
