@@ -57,14 +57,43 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=-3)
 
 
-def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) Lab -> (..., 3, H, W) sRGB clamped to [0, 1]."""
+def lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) Lab -> linear sRGB, not clamped: outside [0, 1] means out of gamut."""
     L, a, b = lab.unbind(dim=-3)
     fy = (L + 16.0) / 116.0
     f = torch.stack([fy + a / 500.0, fy, fy - b / 200.0], dim=-3)
     t = torch.where(f > _DELTA, f.pow(3), 3 * _DELTA**2 * (f - 4.0 / 29.0))
     white = torch.tensor(_WHITE, dtype=lab.dtype, device=lab.device).view(3, 1, 1)
-    return linear_to_srgb(_mix(t * white, _XYZ_TO_RGB))
+    return _mix(t * white, _XYZ_TO_RGB)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) Lab -> (..., 3, H, W) sRGB clamped to [0, 1]."""
+    return linear_to_srgb(lab_to_linear(lab))
+
+
+def fit_to_gamut(L: torch.Tensor, ab: torch.Tensor, steps: int = 6) -> torch.Tensor:
+    """Scale each pixel's chroma toward grey until (L, s * ab) is inside the sRGB gamut.
+
+    A per-channel clamp of an out-of-gamut colour changes its hue: that is where the purple and
+    green halos in dark and saturated regions come from. Keeping the hue and giving up chroma is
+    what a colour-managed renderer does. `s` is found by bisection (unrolled `steps` times, so
+    it traces into ONNX as plain elementwise ops); grey (s = 0) is always in gamut.
+    """
+
+    def inside(scale: torch.Tensor) -> torch.Tensor:
+        rgb = lab_to_linear(torch.cat([L, ab * scale], dim=-3))
+        ok = (rgb >= -1e-3) & (rgb <= 1.0 + 1e-3)
+        return ok.all(dim=-3, keepdim=True)
+
+    one = torch.ones_like(L)
+    lo, hi = torch.zeros_like(L), one
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        ok = inside(mid)
+        lo = torch.where(ok, mid, lo)
+        hi = torch.where(ok, hi, mid)
+    return ab * torch.where(inside(one), one, lo)
 
 
 def rgb_to_luminance(rgb: torch.Tensor) -> torch.Tensor:

@@ -40,16 +40,37 @@ class _Block(nn.Module):
 
 @dataclass(frozen=True)
 class ColorizerConfig:
+    """`head`: "bins" (Zhang et al. 2016: a distribution over quantized ab, decoded by an
+    annealed mean at `temperature`, predicted at half the work size) or "regression" (tanh ab at
+    full work size, the 0.1 design). Regression averages ambiguous colours into brown; the bins
+    head commits to one mode, and its temperature trades vividness against PSNR after training.
+    """
+
     base: int = 16
     depth: int = 4
     max_channels: int = 128
+    head: str = "bins"
+    temperature: float = 0.38
+
+
+AB_BIN = 10.0  # ab bin width (CIELAB units), as Zhang et al.
+AB_BINS_PER_AXIS = 22  # centres -105 ... 105
+
+
+def ab_bin_centres() -> torch.Tensor:
+    """(Q, 2) normalised ab centres of the quantized ab grid, Q = 22 * 22 (a-major)."""
+    c = (torch.arange(AB_BINS_PER_AXIS, dtype=torch.float32) - (AB_BINS_PER_AXIS - 1) / 2) * AB_BIN
+    a, b = torch.meshgrid(c, c, indexing="ij")
+    return torch.stack([a.flatten(), b.flatten()], dim=1) / 110.0
 
 
 class UNetColorizer(nn.Module):
     """U-Net: normalised L (N, 1, H, W) -> normalised ab (N, 2, H, W) in [-1, 1].
 
     Down-sampling by strided conv, up-sampling by bilinear resize + conv (no transposed
-    convs, so no checkerboard chroma). H and W must be multiples of `multiple`.
+    convs, so no checkerboard chroma). H and W must be multiples of `multiple`. With the bins
+    head, `logits(L)` gives the (N, Q, H/2, W/2) ab-bin logits the training loss needs and
+    `forward` their annealed-mean decode, bilinearly resized to (H, W).
     """
 
     def __init__(self, cfg: ColorizerConfig = ColorizerConfig()) -> None:
@@ -64,16 +85,25 @@ class UNetColorizer(nn.Module):
             )
             for i in range(cfg.depth)
         )
+        if cfg.head not in ("bins", "regression"):
+            raise ValueError(f"unknown colorizer head {cfg.head!r}")
+        # The bins head works at half resolution: the last up block is not built.
+        top = 1 if cfg.head == "bins" else 0
         self.up = nn.ModuleList(
-            _Block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(cfg.depth))
+            _Block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(top, cfg.depth))
         )
-        self.head = nn.Conv2d(chans[0], 2, 1)
+        if cfg.head == "bins":
+            centres = ab_bin_centres()
+            self.register_buffer("centres", centres, persistent=False)
+            self.head = nn.Conv2d(chans[1], centres.shape[0], 1)
+        else:
+            self.head = nn.Conv2d(chans[0], 2, 1)
 
     @property
     def multiple(self) -> int:
         return 2**self.cfg.depth
 
-    def forward(self, L: torch.Tensor) -> torch.Tensor:
+    def _features(self, L: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(L)]
         for down in self.down:
             skips.append(down(skips[-1]))
@@ -82,7 +112,28 @@ class UNetColorizer(nn.Module):
             skip = skips.pop()
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = up(torch.cat([x, skip], dim=1))
-        return torch.tanh(self.head(x))
+        return x
+
+    def logits(self, L: torch.Tensor) -> torch.Tensor:
+        """Bins head only: (N, Q, H/2, W/2) logits over `ab_bin_centres()`."""
+        return self.head(self._features(L))
+
+    def decode(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Annealed mean (softmax(z / T) . centres) at logit resolution, resized to `size`."""
+        p = torch.softmax(logits / self.cfg.temperature, dim=1)
+        ab = torch.einsum("nqhw,qc->nchw", p, self.centres.to(p.dtype))
+        return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
+
+    def forward(
+        self, L: torch.Tensor, with_logits: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """ab; with `with_logits`, (ab, bin logits or None), so DDP sees one forward."""
+        if self.cfg.head == "bins":
+            z = self.logits(L)
+            ab = self.decode(z, L.shape[-2:])
+        else:
+            z, ab = None, torch.tanh(self.head(self._features(L)))
+        return (ab, z) if with_logits else ab
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from imgcheck.detector.atomic import atomic_open, atomic_write
 from imgcheck.detector.metrics import binary_report
-from imgcheck.trainer.colour import lab_to_rgb, rgb_to_luminance
+from imgcheck.trainer.colour import lab_to_rgb, rgb_to_lab, rgb_to_luminance
 from imgcheck.trainer.metrics import colorfulness, mean_delta_e2000, psnr, ssim
 
 __all__ = [
@@ -119,6 +119,12 @@ def _mean(values: list[torch.Tensor]) -> float:
 
 
 @torch.no_grad()
+def chroma_level(rgb: torch.Tensor) -> torch.Tensor:
+    """Mean CIELAB chroma |ab| per image (N,): the sepia-collapse measure (grey = 0)."""
+    ab = rgb_to_lab(rgb)[:, 1:]
+    return ab.pow(2).sum(1).sqrt().flatten(1).mean(1)
+
+
 def evaluate_colorizer(
     colorize_fn: Callable[[torch.Tensor], torch.Tensor], images: Iterable[torch.Tensor]
 ) -> dict[str, float]:
@@ -147,6 +153,8 @@ def evaluate_colorizer(
         add("delta_e2000", mean_delta_e2000(out, batch))
         add("colorfulness", colorfulness(out))
         add("colorfulness_real", colorfulness(batch))
+        add("chroma", chroma_level(out))
+        add("chroma_real", chroma_level(batch))
         add("gray_psnr", psnr(grey, batch))
         add("gray_ssim", ssim(grey, batch))
         add("gray_delta_e2000", mean_delta_e2000(grey, batch))
@@ -154,6 +162,9 @@ def evaluate_colorizer(
     real = result.get("colorfulness_real", math.nan)
     result["colorfulness_ratio"] = (
         result.get("colorfulness", math.nan) / real if real > 0 else math.nan
+    )
+    result["chroma_ratio"] = (
+        result["chroma"] / result["chroma_real"] if result.get("chroma_real", 0) > 0 else math.nan
     )
     result["n_images"] = sum(v.numel() for v in acc.get("psnr", []))
     return result
