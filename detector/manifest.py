@@ -9,7 +9,7 @@ never flag anything (threshold 5.0 or NaN: a CI gate that always passes), flags 
   is an object with `file`, a plain relative name inside the folder (no absolute path, no
   `..`, no backslash), and `sha256`, 64 hex digits: a model without a checksum is refused;
 - detector: `threshold` (when given) a finite number strictly between 0 and 1, `view` an object of
-  integers (and `mode` a string), `min_side` an integer >= 1;
+  integers (and `mode`, `aggregate` strings), `min_side` an integer >= 1;
 - colorizer: `work_size` an integer >= 16;
 - `version`, `threshold_rule`: strings when present; `variants`: an object.
 
@@ -67,9 +67,11 @@ def _entry_problems(name: str, entry: Any, kind: str | None) -> list[str]:
     if "view" in entry:
         view = entry["view"]
         if not isinstance(view, dict) or not all(
-            _int(v) if k != "mode" else isinstance(v, str) for k, v in view.items()
+            isinstance(v, str) if k in ("mode", "aggregate") else _int(v) for k, v in view.items()
         ):
-            problems.append(f"{name}.view must be an object of integers (and a mode string)")
+            problems.append(
+                f"{name}.view must be an object of integers (and mode/aggregate strings)"
+            )
     if "min_side" in entry and not (_int(entry["min_side"]) and entry["min_side"] >= 1):
         problems.append(f"{name}.min_side must be an integer >= 1")
     if kind == "colorizer" or "work_size" in entry:

@@ -255,7 +255,7 @@ class Scanner:
                 continue
             end = start + len(prep.crops)
             result = prep.result
-            score = view_mod.aggregate(scores[start:end])
+            score = view_mod.aggregate(scores[start:end], self.spec.aggregate)
             if math.isnan(score):
                 result.status = Status.ERROR
                 result.error = "the detector returned a non-finite score"

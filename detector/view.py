@@ -22,16 +22,27 @@ Box = tuple[int, int, int, int]  # left, top, right, bottom in the resized image
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """mode: "grid" (grid x grid native crops), "center" (one crop), "resize" (whole image squashed)."""
+    """mode: "tiles" (native crops covering the whole image), "grid" (grid x grid native crops,
+    the 0.1 view: the four corners only), "center" (one crop), "resize" (whole image squashed).
 
-    mode: str = "grid"
-    max_side: int = 1024
-    crop: int = 256
+    `aggregate`: how crop scores become the image score: "mean" of probabilities, or
+    "logit_mean" (mean log-odds, so many confident tiles are not diluted by a few unsure ones).
+    """
+
+    mode: str = "tiles"
+    max_side: int = 512
+    crop: int = 128
     grid: int = 2
+    aggregate: str = "logit_mean"
 
     @property
     def count(self) -> int:
-        return self.grid * self.grid if self.mode == "grid" else 1
+        """Crops per image for the fixed-count modes (tiles depend on the image: `count_for`)."""
+        return self.grid * self.grid if self.mode in ("grid", "tiles") else 1
+
+    def count_for(self, width: int, height: int) -> int:
+        """Number of crops this view takes of a `width` x `height` image."""
+        return len(crop_boxes(width, height, self))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,9 +50,13 @@ class ViewSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ViewSpec:
         known = {k: data[k] for k in ("mode", "max_side", "crop", "grid") if k in data}
+        # A 0.1 manifest has no "aggregate": its threshold was calibrated on the plain mean.
+        known["aggregate"] = data.get("aggregate", "mean")
         spec = cls(**known)
-        if spec.mode not in ("grid", "center", "resize"):
+        if spec.mode not in ("tiles", "grid", "center", "resize"):
             raise ValueError(f"unknown view mode {spec.mode!r}")
+        if spec.aggregate not in ("mean", "logit_mean"):
+            raise ValueError(f"unknown view aggregate {spec.aggregate!r}")
         return spec
 
 
@@ -68,7 +83,10 @@ def crop_boxes(width: int, height: int, spec: ViewSpec) -> list[Box]:
     if spec.mode in ("center", "resize"):
         left, top = (w - c) // 2, (h - c) // 2
         return [(left, top, left + c, top + c)]
-    xs, ys = _positions(w, c, spec.grid), _positions(h, c, spec.grid)
+    if spec.mode == "tiles":
+        xs, ys = _positions(w, c, math.ceil(w / c)), _positions(h, c, math.ceil(h / c))
+    else:
+        xs, ys = _positions(w, c, spec.grid), _positions(h, c, spec.grid)
     return [(x, y, x + c, y + c) for y in ys for x in xs]
 
 
@@ -102,9 +120,17 @@ def make_views(
     return np.ascontiguousarray(crops), boxes
 
 
-def aggregate(crop_scores: np.ndarray) -> float:
-    """Per-crop probabilities -> one image probability (the mean; documented in the README)."""
+def aggregate(crop_scores: np.ndarray, how: str = "mean") -> float:
+    """Per-crop probabilities -> one image probability (documented in the README).
+
+    "mean": their mean. "logit_mean": the sigmoid of their mean log-odds, i.e. the image is
+    scored as one sample with the tiles' evidence pooled; probabilities are clipped to
+    [1e-6, 1 - 1e-6] first so that one saturated tile cannot decide alone.
+    """
     scores = np.asarray(crop_scores, dtype=np.float64)
     if scores.size == 0 or not np.all(np.isfinite(scores)):
         return math.nan
+    if how == "logit_mean":
+        p = np.clip(scores, 1e-6, 1 - 1e-6)
+        return float(1.0 / (1.0 + math.exp(-float(np.mean(np.log(p) - np.log1p(-p))))))
     return float(scores.mean())

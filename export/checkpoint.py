@@ -15,6 +15,7 @@ import torch
 
 from imgcheck.detector.view import ViewSpec
 from imgcheck.export.errors import ExportError
+from imgcheck.trainer.detector_head import ForensicConfig, ForensicDetector
 from imgcheck.trainer.nets import (
     ColorizerConfig,
     DiscriminatorConfig,
@@ -41,7 +42,7 @@ class TrainedRun:
 
     run_dir: Path
     generator: UNetColorizer
-    detector: PatchDiscriminator
+    detector: PatchDiscriminator | ForensicDetector
     work_size: int
     threshold: float
     view: ViewSpec
@@ -92,7 +93,11 @@ def load_run(run_dir: Path) -> TrainedRun:
     try:
         generator = UNetColorizer(ColorizerConfig(**ckpt["generator_config"]))
         generator.load_state_dict(ckpt["generator"])
-        detector = PatchDiscriminator(DiscriminatorConfig(**ckpt["detector_config"]))
+        detector: PatchDiscriminator | ForensicDetector
+        if ckpt.get("detector_kind", "patchgan") == "forensic":
+            detector = ForensicDetector(ForensicConfig.from_dict(dict(ckpt["detector_config"])))
+        else:
+            detector = PatchDiscriminator(DiscriminatorConfig(**ckpt["detector_config"]))
         detector.load_state_dict(ckpt["detector"])
     except Exception as exc:
         raise ExportError(
@@ -111,10 +116,10 @@ def load_run(run_dir: Path) -> TrainedRun:
         )
     if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
         raise ExportError(f"{path}: threshold {threshold} is not a probability in [0, 1]")
-    if view.crop < PatchDiscriminator.min_size:
+    if view.crop < detector.min_size:
         raise ExportError(
             f"{path}: view crop {view.crop} is below the detector's minimum "
-            f"{PatchDiscriminator.min_size}"
+            f"{detector.min_size}"
         )
     metrics = ckpt.get("metrics") or {}
     return TrainedRun(

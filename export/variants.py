@@ -78,9 +78,9 @@ def crop_scores(session: Any, crops: np.ndarray, batch: int = 16) -> np.ndarray:
     return np.concatenate(out).astype(np.float64)
 
 
-def image_scores(scores: np.ndarray, counts: list[int]) -> np.ndarray:
+def image_scores(scores: np.ndarray, counts: list[int], how: str = "mean") -> np.ndarray:
     bounds = np.cumsum([0, *counts])
-    return np.array([aggregate(scores[a:b]) for a, b in itertools.pairwise(bounds)])
+    return np.array([aggregate(scores[a:b], how) for a, b in itertools.pairwise(bounds)])
 
 
 def colorize(session: Any, images: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -48,6 +48,7 @@ def tiny_config(data: Path, out: Path, **overrides: object) -> object:
         epochs_l1=2,
         epochs_gan=2,
         epochs_cls=1,
+        detector="patchgan",  # the classifier-phase tests; the forensic stage has its own
         batch_size=4,
         lr=2e-3,
         crop=32,

@@ -71,7 +71,9 @@ def test_tiny_run_learns_and_writes_everything(photos: Path, tmp_path: Path) -> 
     final = torch.load(run / "checkpoints" / "final.pt", weights_only=True)
     assert final["format"] == 1 and final["version"]
     assert 0.0 <= final["threshold"] <= 1.0 and "validation" in final["threshold_rule"]
-    assert final["view"] == {"mode": "grid", "max_side": 64, "crop": 32, "grid": 2}
+    assert final["view"] == {
+        "mode": "grid", "max_side": 64, "crop": 32, "grid": 2, "aggregate": "mean"
+    }
     assert final["data_digest"] == json.loads((run / "split.json").read_text())["data_digest"]
     assert final["metrics"]["detector"]["gan"]["auc"] == report["detector"]["gan"]["auc"]
     G = UNetColorizer(ColorizerConfig(**final["generator_config"]))

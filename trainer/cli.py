@@ -50,6 +50,9 @@ def train_command(
     lr: float = typer.Option(
         _D.lr, help="Adam learning rate (all phases).", rich_help_panel=_SCHEDULE
     ),
+    lambda_ce: float = typer.Option(
+        _D.lambda_ce, help="Weight of the ab-bin cross-entropy (bins head).", rich_help_panel=_SCHEDULE
+    ),
     lambda_l1: float = typer.Option(_D.lambda_l1, rich_help_panel=_SCHEDULE),
     lambda_chroma: float = typer.Option(
         _D.lambda_chroma,
@@ -77,6 +80,28 @@ def train_command(
     cls_sources: str = typer.Option(
         _D.cls_sources, help="Classifier fakes: snapshots and baselines.", rich_help_panel=_DATA
     ),
+    detector: str = typer.Option(
+        _D.detector,
+        help="forensic: zoo + forensic discriminator (default); patchgan: the 0.1 classifier phase.",
+        rich_help_panel=_DATA,
+    ),
+    lofo: bool = typer.Option(
+        _D.lofo, "--lofo", help="Also run leave-one-family-out (the generalization table).",
+        rich_help_panel=_DATA,
+    ),
+    zoo_families: str = typer.Option(
+        _D.zoo_families, help="Colorizer zoo families for the detector.", rich_help_panel=_DATA
+    ),
+    zoo_onnx: str = typer.Option(
+        _D.zoo_onnx, help="Colorizer ONNX files for the zoo's onnx family.", rich_help_panel=_DATA
+    ),
+    zoo_per_photo: int = typer.Option(
+        _D.zoo_per_photo, help="Zoo families per training photo.", rich_help_panel=_DATA
+    ),
+    det_max_side: int = typer.Option(
+        _D.det_max_side, help="Detector view: long side the tiles cover.", rich_help_panel=_DATA
+    ),
+    det_tile: int = typer.Option(_D.det_tile, help="Detector view: tile size.", rich_help_panel=_DATA),
     eval_sources: str = typer.Option(
         _D.eval_sources, help="Colorizers in the final report.", rich_help_panel=_DATA
     ),
@@ -95,6 +120,12 @@ def train_command(
     g_base: int = typer.Option(_D.g_base, rich_help_panel=_NETS),
     g_depth: int = typer.Option(_D.g_depth, rich_help_panel=_NETS),
     g_max_channels: int = typer.Option(_D.g_max_channels, rich_help_panel=_NETS),
+    g_head: str = typer.Option(
+        _D.g_head, help="Colorizer head: bins (ab distribution) or regression.", rich_help_panel=_NETS
+    ),
+    g_temperature: float = typer.Option(
+        _D.g_temperature, help="Annealed-mean temperature (bins head).", rich_help_panel=_NETS
+    ),
     d_base: int = typer.Option(_D.d_base, rich_help_panel=_NETS),
     d_layers: int = typer.Option(_D.d_layers, rich_help_panel=_NETS),
     seed: int = typer.Option(_D.seed, rich_help_panel=_RUN),

@@ -33,8 +33,12 @@ class TrainConfig:
     epochs_cls: int = 10
     batch_size: int = 16
     lr: float = 2e-4
-    lambda_l1: float = 100.0
-    lambda_chroma: float = 100.0
+    # Generator loss in the GAN phase: GAN + lambda_ce * bin CE (bins head) + lambda_l1 * L1 +
+    # lambda_chroma * chroma matching. L1 pulls ambiguous colours to their brown median, so with
+    # the bins head it is only a light anchor.
+    lambda_ce: float = 1.0
+    lambda_l1: float = 10.0
+    lambda_chroma: float = 0.0
     # Geometry. `crop`: generator training crops; `cls_crop`: classifier crops = the view's crop.
     crop: int = 128
     cls_crop: int = 256
@@ -56,6 +60,8 @@ class TrainConfig:
     g_base: int = 16
     g_depth: int = 4
     g_max_channels: int = 128
+    g_head: str = "bins"  # "bins" (ab distribution, annealed mean) or "regression"
+    g_temperature: float = 0.38  # annealed-mean temperature of the bins head
     d_base: int = 32
     d_layers: int = 3
     # Runtime.
@@ -67,6 +73,17 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 100  # steps; a checkpoint is also written at the end of every epoch
     eval_sources: str = "gan,l1,lut,exemplar,knn"  # colorizers the final report evaluates
+    # Detector stage (trainer.detector_stage): the zoo, the view, the LOFO protocol.
+    zoo_families: str = (
+        "gan,ours_pre,cnn,onnx,exemplar,knn,lut,propagation,tint,oracle_lowres,oracle_tone,"
+        "oracle_shift"
+    )
+    detector: str = "forensic"  # "forensic" (zoo + forensic head) or "patchgan" (0.1: cls phase)
+    lofo: bool = False  # also run leave-one-family-out in the detector stage (~15 min on CPU)
+    zoo_onnx: str = ""  # colorizer ONNX files for the zoo's "onnx" family (comma separated)
+    zoo_per_photo: int = 3  # zoo families that colorize each training photo
+    det_max_side: int = 512  # detector view: long side of the image the tiles cover
+    det_tile: int = 128  # detector view: tile size
 
     def validate(self) -> None:
         """Reject settings the networks cannot run with, before any data is read."""
@@ -87,6 +104,14 @@ class TrainConfig:
             raise ValueError("epoch counts must be >= 0")
         if self.batch_size < 1 or self.cls_crops < 1:
             raise ValueError("--batch-size and --cls-crops must be >= 1")
+        if self.detector not in ("forensic", "patchgan"):
+            raise ValueError("--detector must be forensic or patchgan")
+        if self.det_tile < 32 or self.det_max_side < self.det_tile:
+            raise ValueError("--det-tile must be >= 32 and <= --det-max-side")
+        if self.g_head not in ("bins", "regression"):
+            raise ValueError("--g-head must be bins or regression")
+        if self.g_temperature <= 0:
+            raise ValueError("--g-temperature must be > 0")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError("--device must be auto, cpu or cuda")
         if not 0.0 <= self.fpr <= 1.0:
@@ -96,7 +121,9 @@ class TrainConfig:
         return [s.strip() for s in getattr(self, which).split(",") if s.strip()]
 
     def epochs(self, phase: str) -> int:
-        return {"l1": self.epochs_l1, "gan": self.epochs_gan, "cls": self.epochs_cls}[phase]
+        """Epochs of a phase; the "cls" loop only trains the 0.1 PatchGAN detector."""
+        cls_epochs = self.epochs_cls if self.detector == "patchgan" else 0
+        return {"l1": self.epochs_l1, "gan": self.epochs_gan, "cls": cls_epochs}[phase]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -68,6 +68,8 @@ from imgcheck.trainer.data import (
     worker_init,
 )
 from imgcheck.trainer.nets import (
+    AB_BIN,
+    AB_BINS_PER_AXIS,
     ColorizerConfig,
     DiscriminatorConfig,
     PatchDiscriminator,
@@ -151,16 +153,74 @@ def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------- steps
 
 
-def l1_step(G: nn.Module, opt: torch.optim.Optimizer, lab: torch.Tensor, env: Env) -> dict:
-    """Phase 1: plain L1 on normalised ab."""
+def ab_prior_weights(photos: list[torch.Tensor], mix: float = 0.5) -> torch.Tensor:
+    """Class-rebalancing weights per ab bin (Zhang et al. 2016, eq. 4): 1 / ((1-mix) p + mix/Q),
+    scaled so that their expectation under the empirical prior p is 1.
+
+    Without them the cross-entropy is dominated by the many low-chroma pixels of every photo
+    and the decoded colours drift back toward grey.
+    """
+    q = AB_BINS_PER_AXIS**2
+    counts = torch.zeros(q, dtype=torch.float64)
+    for rgb in photos:
+        ab = rgb_to_lab_normalized(rgb[None].float())[:, 1:]
+        counts += torch.bincount(nearest_bin(ab).flatten(), minlength=q).double()
+    p = counts / counts.sum().clamp_min(1.0)
+    w = 1.0 / ((1.0 - mix) * p + mix / q)
+    return (w / (p * w).sum()).float()
+
+
+def nearest_bin(ab: torch.Tensor) -> torch.Tensor:
+    """Normalised ab (N, 2, H, W) -> (N, H, W) index of the nearest ab bin centre."""
+    u = ((ab * 110.0 + 105.0) / AB_BIN).round().long().clamp(0, AB_BINS_PER_AXIS - 1)
+    return u[:, 0] * AB_BINS_PER_AXIS + u[:, 1]
+
+
+def bins_loss(logits: torch.Tensor, ab: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Rebalanced cross-entropy of bin logits (N, Q, h, w) against true ab (N, 2, H, W).
+
+    The target is soft: true ab is spread bilinearly over its 4 surrounding bin centres, so the
+    loss has no steps at bin edges. ab is box-averaged to the logits' resolution first.
+    """
+    ab = F.adaptive_avg_pool2d(ab, logits.shape[-2:]).float()
+    n = AB_BINS_PER_AXIS
+    u = ((ab * 110.0 + 105.0) / AB_BIN).clamp(0, n - 1 - 1e-4)
+    i0 = u.floor()
+    f = u - i0
+    i0 = i0.long()
+    logp = torch.log_softmax(logits.float(), dim=1)
+    ce = torch.zeros_like(f[:, 0])
+    for da in (0, 1):
+        for db in (0, 1):
+            idx = (i0[:, 0] + da) * n + (i0[:, 1] + db)
+            wa = f[:, 0] if da else 1 - f[:, 0]
+            wb = f[:, 1] if db else 1 - f[:, 1]
+            ce = ce - wa * wb * logp.gather(1, idx[:, None])[:, 0]
+    pixel_w = weights.to(ab.device)[nearest_bin(ab)]
+    return (pixel_w * ce).mean()
+
+
+def l1_step(
+    G: nn.Module,
+    opt: torch.optim.Optimizer,
+    lab: torch.Tensor,
+    env: Env,
+    weights: torch.Tensor | None = None,
+) -> dict:
+    """Phase 1 (pre-training): rebalanced bin cross-entropy for the bins head, L1 for regression."""
     L, ab = lab[:, :1], lab[:, 1:]
     with env.autocast():
-        fake = G(L)
-    loss = F.l1_loss(fake.float(), ab)
+        fake, logits = G(L, with_logits=True)
+    if logits is not None and weights is not None:
+        loss = bins_loss(logits, ab, weights)
+        out = {"loss_ce": loss.detach(), "loss_l1": F.l1_loss(fake.float(), ab).detach()}
+    else:
+        loss = F.l1_loss(fake.float(), ab)
+        out = {"loss_l1": loss.detach()}
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return {"loss_l1": loss.detach()}
+    return out
 
 
 def chroma_matching(fake_ab: torch.Tensor, real_ab: torch.Tensor) -> torch.Tensor:
@@ -178,11 +238,13 @@ def gan_step(
     lab: torch.Tensor,
     cfg: TrainConfig,
     env: Env,
+    weights: torch.Tensor | None = None,
 ) -> dict:
     """Phase 2: pix2pix. Real and fake go through D in one batch (one DDP forward per step)."""
     L, ab = lab[:, :1], lab[:, 1:]
     with env.autocast():
-        fake = G(L).float()
+        fake, bins = G(L, with_logits=True)
+        fake = fake.float()
         logits = D(torch.cat([lab, torch.cat([L, fake.detach()], 1)])).float()
     real_logits, fake_logits = logits.chunk(2)
     loss_d = 0.5 * (
@@ -203,10 +265,16 @@ def gan_step(
     loss_l1 = F.l1_loss(fake, ab)
     loss_chroma = chroma_matching(fake, ab)
     loss_g = loss_gan + cfg.lambda_l1 * loss_l1 + cfg.lambda_chroma * loss_chroma
+    extra = {}
+    if bins is not None and weights is not None:
+        loss_ce = bins_loss(bins, ab, weights)
+        loss_g = loss_g + cfg.lambda_ce * loss_ce
+        extra["loss_ce"] = loss_ce.detach()
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
     return {
+        **extra,
         "loss_d": loss_d.detach(),
         "loss_gan": loss_gan.detach(),
         "loss_l1": loss_l1.detach(),
@@ -383,7 +451,10 @@ def phase_summary(metrics_path: Path, cfg: TrainConfig) -> dict[str, dict[str, A
 
 
 def view_spec(cfg: TrainConfig) -> ViewSpec:
-    return ViewSpec(mode="grid", max_side=cfg.max_side, crop=cfg.cls_crop, grid=cfg.view_grid)
+    """The 0.1 PatchGAN detector's view (the forensic detector's is `detector_stage.detector_view`)."""
+    return ViewSpec(
+        mode="grid", max_side=cfg.max_side, crop=cfg.cls_crop, grid=cfg.view_grid, aggregate="mean"
+    )
 
 
 # --------------------------------------------------------------------------- the run
@@ -468,7 +539,9 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    gcfg = ColorizerConfig(cfg.g_base, cfg.g_depth, cfg.g_max_channels)
+    gcfg = ColorizerConfig(
+        cfg.g_base, cfg.g_depth, cfg.g_max_channels, cfg.g_head, cfg.g_temperature
+    )
     dcfg = DiscriminatorConfig(cfg.d_base, cfg.d_layers)
     G = UNetColorizer(gcfg).to(env.device)
     D = PatchDiscriminator(dcfg).to(env.device)
@@ -523,6 +596,8 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
             for p in train_paths[:BASELINE_FIT_IMAGES]
         ]
     )
+    # Rebalancing weights from the training photos alone: deterministic, so a resume agrees.
+    bin_weights = functools.cache(lambda: ab_prior_weights(fit_photos()))
     val_paths = split.paths("val")
     val_images = (
         torch.stack(
@@ -590,10 +665,11 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
                         seen += x.shape[0] * x.shape[1] * 2
                     else:
                         lab = rgb_to_lab_normalized(x.float() / 255.0)
+                        weights = bin_weights() if cfg.g_head == "bins" else None
                         if phase == "l1":
-                            out = l1_step(G, opts["g"], lab, env)
+                            out = l1_step(G, opts["g"], lab, env, weights)
                         else:
-                            out = gan_step(G, D, opts["g"], opts["d"], lab, cfg, env)
+                            out = gan_step(G, D, opts["g"], opts["d"], lab, cfg, env, weights)
                         seen += x.shape[0]
                     step += 1
                     for k, v in out.items():
@@ -675,4 +751,10 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
     save_torch(final, run.final)
     metrics.close()
     say(f"wrote {run.final} and {json_path}")
+    if cfg.detector == "forensic":
+        from imgcheck.trainer.detector_stage import run_stage
+
+        say("detector stage: colorizer zoo, forensic head" + (", LOFO" if cfg.lofo else ""))
+        onnx_files = [p for p in cfg.zoo_onnx.split(",") if p.strip()]
+        run_stage(run.root, cfg.lofo, onnx_files, max(1, cfg.workers), say=say)
     return run.root

@@ -85,6 +85,22 @@ def heat_values(
     return np.clip(mean, 0.0, 1.0), covered
 
 
+def stretch(values: np.ndarray, covered: np.ndarray, min_range: float = 0.02) -> np.ndarray:
+    """Values scaled to the image's own range of tile scores, so the layer shows *where*.
+
+    Tile probabilities of a flagged image often all sit near 1 (or of a real one near 0): on
+    the absolute scale the layer is a uniform wash. Stretching min..max of this image to 0..1
+    shows which regions drive the score; the image's score is printed next to it. A range
+    below `min_range` is left as it is: there is no "where" to show.
+    """
+    if not covered.any():
+        return values
+    lo, hi = float(values[covered].min()), float(values[covered].max())
+    if hi - lo < min_range:
+        return values
+    return np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+
+
 def colourize(values: np.ndarray, covered: np.ndarray) -> Image.Image:
     """RGBA heat layer: ramp colour by value, more opaque where more colorized, clear elsewhere."""
     pos = values * (len(_RAMP) - 1)
@@ -115,7 +131,7 @@ def heatmap_png(
     values, covered = heat_values(patch_maps, boxes, view_size, size)
     if not covered.any():
         return None
-    layer = colourize(values, covered)
+    layer = colourize(stretch(values, covered), covered)
     out = io.BytesIO()
     layer.save(out, "PNG")  # optimize=True: 2x the time for <1% smaller
     return out.getvalue()

@@ -1,0 +1,158 @@
+"""Forensic features of one detector tile: the one definition, traced into the detector graph.
+
+A colorizer invents chroma from luminance, usually at a working size well below the image's,
+then stretches it over the full-resolution L. What that leaves, and what these features
+measure per tile (each a mean over the tile, so a tile gives one vector of `FEATURES`):
+
+- **local L -> ab fit** (guided-filter model, `trainer.guided`): how much of the chroma a
+  per-window affine function of L explains. Chroma derived from L is explained far better than
+  chroma a sensor recorded; a noisy exemplar transfer is explained far *worse*.
+- **chroma band limit**: high-frequency chroma energy, alone and relative to luminance, at
+  scales 1, 2 and 4 px. Working-resolution chroma has none below its scale.
+- **chroma gradients where L is flat**: cameras record colour edges inside flat-luminance
+  regions; derived chroma can only change where L does (or, for propagation, nowhere).
+- **cross-channel high-pass correlation** of R, G, B: demosaicing and sensor noise decorrelate
+  the channels' finest detail; L-derived colour leaves them locked together.
+- **global colour statistics**: chroma level and spread, hue concentration, saturated share,
+  and the luminance context the other numbers depend on.
+
+Everything is computed with average pools and elementwise ops, so it exports to ONNX inside
+the detector graph and training, calibration and scan share these exact numbers. The features
+are deliberately two-sided: the detector's one-class term scores distance from real photos'
+statistics in either direction (`trainer.detector_head`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from imgcheck.trainer.colour import rgb_to_lab
+from imgcheck.trainer.guided import box_valid, crop_border, linear_coefficients
+
+SCALES = (1, 2, 4, 8)
+_PER_SCALE = (
+    "fit_resid",  # log mean residual of the local affine L->ab fit
+    "fit_ratio",  # ... relative to the chroma's own window variance
+    "hf_ab",  # log high-frequency chroma energy
+    "hf_ratio",  # ... relative to high-frequency luminance energy
+    "flat_grad",  # log chroma gradient energy where L is flat
+    "edge_coupling",  # log chroma gradient energy at luminance edges, relative to theirs
+)
+_GLOBAL = (
+    "hp_corr_rg",
+    "hp_corr_gb",
+    "hp_corr_rb",
+    "chroma_mean",
+    "chroma_std",
+    "hue_spread",
+    "saturated",
+    "l_mean",
+    "l_std",
+    "a_mean",
+    "b_mean",
+    "l_a_corr",
+    "l_b_corr",
+)
+FEATURES: tuple[str, ...] = tuple(f"{name}@{s}" for s in SCALES for name in _PER_SCALE) + _GLOBAL
+# Which features are "forensic" (the ablation switches these off, leaving colour statistics).
+FORENSIC = tuple(f for f in FEATURES if "@" in f or f.startswith("hp_corr"))
+
+
+def _mean(x: torch.Tensor) -> torch.Tensor:
+    return x.mean(dim=(-1, -2)).mean(dim=-1)  # (N, C, H, W) -> (N,)
+
+
+def _log(x: torch.Tensor, eps: float) -> torch.Tensor:
+    return torch.log(x + eps)
+
+
+def _hp(x: torch.Tensor) -> torch.Tensor:
+    """High-pass: the map minus its 3x3 mean (valid windows only)."""
+    return crop_border(x, 1) - box_valid(x, 1)
+
+
+def _scale_features(L: torch.Tensor, ab: torch.Tensor) -> list[torch.Tensor]:
+    """L (N,1,h,w) in [0, 1], ab (N,2,h,w) in about [-1, 1] at one scale -> 5 (N,) features."""
+    A, B, _ = linear_coefficients(L, ab, radius=2, eps=1e-4, valid=True)
+    resid = crop_border(ab, 2) - (A * crop_border(L, 2) + B)
+    mean_ab = box_valid(ab, 2)
+    var_ab = (box_valid(ab * ab, 2) - mean_ab * mean_ab).clamp_min(0.0)
+    r = _mean(resid * resid)
+    hf_ab = _mean(_hp(ab) ** 2)
+    hf_l = _mean(_hp(L) ** 2)
+    gy_l = L[..., 1:, :] - L[..., :-1, :]
+    gx_l = L[..., :, 1:] - L[..., :, :-1]
+    gy_ab = ab[..., 1:, :] - ab[..., :-1, :]
+    gx_ab = ab[..., :, 1:] - ab[..., :, :-1]
+    flat_y = torch.exp(-(gy_l * gy_l) / 4e-4)  # |dL| well below 2 L units
+    flat_x = torch.exp(-(gx_l * gx_l) / 4e-4)
+    flat = (_mean(flat_y * gy_ab * gy_ab) + _mean(flat_x * gx_ab * gx_ab)) / (
+        _mean(flat_y) + _mean(flat_x) + 1e-3
+    )
+    # A camera's chroma edges are as sharp as the luminance edges they sit on; chroma stretched
+    # from a working size is blurred across them. Energy-weighted by |dL|^2, per axis.
+    ey, ex = gy_l * gy_l, gx_l * gx_l
+    coupling = (_mean(ey * gy_ab * gy_ab) + _mean(ex * gx_ab * gx_ab)) / (
+        _mean(ey * ey) + _mean(ex * ex) + 1e-10
+    )
+    return [
+        _log(r, 1e-7),
+        _log(r, 1e-7) - _log(_mean(var_ab), 1e-7),
+        _log(hf_ab, 1e-7),
+        _log(hf_ab, 1e-7) - _log(hf_l, 1e-6),
+        _log(flat, 1e-7),
+        _log(coupling, 1e-6),
+    ]
+
+
+def _corr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Fisher-z of the correlation of two (N,1,h,w) zero-mean-ish maps, clipped to finite."""
+    num = (x * y).mean(dim=(-1, -2, -3))
+    den = torch.sqrt((x * x).mean(dim=(-1, -2, -3)) * (y * y).mean(dim=(-1, -2, -3)) + 1e-10)
+    c = (num / den).clamp(-0.999, 0.999)
+    return 0.5 * torch.log((1 + c) / (1 - c))
+
+
+def tile_features(rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) sRGB in [0, 1] tiles -> (N, len(FEATURES)) float features."""
+    lab = rgb_to_lab(rgb)
+    L, ab = lab[:, :1] / 100.0, lab[:, 1:] / 100.0
+    feats: list[torch.Tensor] = []
+    for s in SCALES:
+        Ls = F.avg_pool2d(L, s) if s > 1 else L
+        abs_ = F.avg_pool2d(ab, s) if s > 1 else ab
+        feats += _scale_features(Ls, abs_)
+    r, g, b = _hp(rgb[:, :1]), _hp(rgb[:, 1:2]), _hp(rgb[:, 2:])
+    feats += [_corr(r, g), _corr(g, b), _corr(r, b)]
+    chroma = torch.sqrt((ab * ab).sum(1, keepdim=True) + 1e-8)
+    c_mean = chroma.mean(dim=(-1, -2, -3))
+    c_std = torch.sqrt(((chroma - c_mean[:, None, None, None]) ** 2).mean(dim=(-1, -2, -3)))
+    # Circular spread of hue, weighted by chroma: 0 = one hue everywhere, 1 = all hues.
+    resultant = torch.sqrt((ab.mean(dim=(-1, -2)) ** 2).sum(-1) + 1e-10)
+    hue_spread = 1.0 - resultant / (c_mean + 1e-4)
+    saturated = (chroma > 0.3).float().mean(dim=(-1, -2, -3))
+    # Signed colour and its dependence on L: tints and gradient maps make ab a function of L.
+    l_c = L - L.mean(dim=(-1, -2), keepdim=True)
+    a_c = ab[:, :1] - ab[:, :1].mean(dim=(-1, -2), keepdim=True)
+    b_c = ab[:, 1:] - ab[:, 1:].mean(dim=(-1, -2), keepdim=True)
+    feats += [
+        _log(c_mean, 1e-3),
+        _log(c_std, 1e-3),
+        hue_spread,
+        saturated,
+        L.mean(dim=(-1, -2, -3)),
+        L.std(dim=(-1, -2, -3)),
+        ab[:, 0].mean(dim=(-1, -2)),
+        ab[:, 1].mean(dim=(-1, -2)),
+        _corr(l_c, a_c),
+        _corr(l_c, b_c),
+    ]
+    out = torch.stack(feats, dim=1)
+    # Scale-8 statistics need tiles of >= 48 px (the view's are 128). On smaller inputs (never
+    # made by the view, which upsizes images to at least one tile) they are undefined: read as
+    # 0 rather than NaN, so the score stays finite.
+    return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
+
+
+__all__ = ["FEATURES", "FORENSIC", "SCALES", "tile_features"]

@@ -1,0 +1,102 @@
+"""The colorizer zoo: one small module per family of colorizers, behind one registry.
+
+A detector trained on one colorizer learns that colorizer. The zoo gives the classifier phase
+(and the leave-one-family-out protocol, `trainer.lofo`) genuinely different mechanisms:
+
+| family | module | mechanism | chroma vs a camera's |
+|---|---|---|---|
+| `gan` | ours | our U-Net GAN (final and mid snapshots), deployed path | smooth |
+| `ours_pre` | ours | our U-Net before the GAN phase (bin cross-entropy) | smooth |
+| `cnn` | cnn | small regression CNN of another design (plain dilated stack, MSE, chroma at 1/4) trained in-run | very smooth |
+| `onnx` | onnx | any colorizer ONNX graph given to the run (e.g. imgcheck 0.1's) | smooth |
+| `exemplar` | exemplar | Welsh et al. 2002 reference-based transfer | too noisy |
+| `knn` | knn | k-NN patch regression, no network | blotchy |
+| `lut` | lut | luminance/texture look-up table | smooth, muted |
+| `propagation` | propagation | Levin-style edge-aware propagation of sparse true-colour hints | piecewise flat |
+| `tint` | tint | global tint / gradient map from L (hand tinting, phone-app filters) | a function of L |
+| `oracle_lowres` | oracle | true chroma band-limited to a working size, upsampled 4 ways | band-limited |
+| `oracle_tone` | oracle | true chroma hue-rotated / re-saturated / quantized | implausible hues |
+| `oracle_shift` | oracle | chroma of a neighbouring region (misregistered) | misaligned edges |
+
+Every family is a factory `build(ctx) -> colorizer`, where a colorizer maps (1, 3, H, W) sRGB
+in [0, 1] and a numpy Generator (for its per-call choices: working size, upsampler, ...) to a
+colorized (1, 3, H, W). Factories fit on `ctx.photos` (training photos only, never validation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+ZooColorizer = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
+
+
+@dataclass
+class ZooContext:
+    """What factories may use: training photos at work size, our snapshots, the run's settings."""
+
+    photos: list[torch.Tensor]  # (3, h, w) in [0, 1], training split only
+    snapshots: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    generator_config: dict[str, Any] = field(default_factory=dict)
+    work_size: int = 256
+    seed: int = 0
+    onnx_colorizers: list[str] = field(default_factory=list)
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    mechanism: str
+    direction: str  # "smooth" or "noisy": which way its chroma deviates from a camera's
+    build: Callable[[ZooContext], ZooColorizer | None]  # None: not available in this run
+
+
+def _registry() -> dict[str, Family]:
+    from imgcheck.trainer.zoo import cnn, exemplar, knn, lut, onnx, oracle, ours, propagation, tint
+
+    fams = [
+        Family("gan", "our U-Net GAN, final and mid snapshots", "smooth", ours.build_gan),
+        Family("ours_pre", "our U-Net before the GAN phase", "smooth", ours.build_pre),
+        Family("cnn", "regression CNN of another design, MSE, chroma at 1/4", "smooth", cnn.build),
+        Family("onnx", "external colorizer ONNX graph(s)", "smooth", onnx.build),
+        Family("exemplar", "Welsh et al. reference-based transfer", "noisy", exemplar.build),
+        Family("knn", "k-NN patch regression", "noisy", knn.build),
+        Family("lut", "luminance/texture look-up table", "smooth", lut.build),
+        Family(
+            "propagation", "edge-aware propagation of sparse hints", "smooth", propagation.build
+        ),
+        Family("tint", "global tint / gradient map of L", "smooth", tint.build),
+        Family("oracle_lowres", "true chroma at a working size", "smooth", oracle.build_lowres),
+        Family(
+            "oracle_tone", "true chroma, hue/saturation/quantization", "smooth", oracle.build_tone
+        ),
+        Family("oracle_shift", "chroma of a neighbouring region", "noisy", oracle.build_shift),
+    ]
+    return {f.name: f for f in fams}
+
+
+def families() -> dict[str, Family]:
+    """Name -> Family, in table order."""
+    return _registry()
+
+
+def build_zoo(names: list[str], ctx: ZooContext) -> dict[str, ZooColorizer]:
+    """Ready colorizers for the named families; unavailable ones (no snapshot, no ONNX) left out."""
+    known = families()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise KeyError(f"unknown zoo families {unknown}; known: {list(known)}")
+    out = {}
+    for name in names:
+        fn = known[name].build(ctx)
+        if fn is not None:
+            out[name] = fn
+    return out
+
+
+__all__ = ["Family", "ZooColorizer", "ZooContext", "build_zoo", "families"]

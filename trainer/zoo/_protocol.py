@@ -1,0 +1,63 @@
+"""What nearly every colorizer shares: grey to L, predict ab at a working size, stretch it back.
+
+The zoo's families differ in *how* they guess ab; this module is the part they share, with the
+choices real colorizers differ in drawn per call: the working size (96-512 px on the long side)
+and the upsampler that stretches chroma over full-resolution L (bilinear, bicubic, nearest +
+blur, or edge-aware guided). Different upsamplers and chroma resolutions leave different
+traces, so a detector must not learn one of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from imgcheck.trainer.colour import lab_to_rgb, rgb_to_lab
+from imgcheck.trainer.guided import guided_upsample
+
+UPSAMPLERS = ("bilinear", "bicubic", "nearest_blur", "guided")
+WORK_SIZES = (96, 128, 192, 256, 384, 512)
+
+
+def lab_of(rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) sRGB in [0, 1] -> Lab (L in [0, 100])."""
+    return rgb_to_lab(rgb.float())
+
+
+def work_shape(h: int, w: int, long_side: int) -> tuple[int, int]:
+    """Aspect-preserving working size with the given long side (never above the image)."""
+    scale = min(1.0, long_side / max(h, w))
+    return max(8, round(h * scale)), max(8, round(w * scale))
+
+
+def down(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def upsample_chroma(
+    ab_small: torch.Tensor, L_small: torch.Tensor, L_full: torch.Tensor, how: str
+) -> torch.Tensor:
+    """Stretch work-resolution ab over the full-resolution L by one of `UPSAMPLERS`."""
+    size = L_full.shape[-2:]
+    if how == "bilinear":
+        return F.interpolate(ab_small, size=size, mode="bilinear", align_corners=False)
+    if how == "bicubic":
+        return F.interpolate(ab_small, size=size, mode="bicubic", align_corners=False)
+    if how == "nearest_blur":
+        up = F.interpolate(ab_small, size=size, mode="nearest")
+        k = max(3, 2 * (size[0] // max(1, ab_small.shape[-2])) + 1)
+        return F.avg_pool2d(up, k, stride=1, padding=k // 2, count_include_pad=False)
+    if how == "guided":
+        return guided_upsample(L_small / 100.0, ab_small, L_full / 100.0)
+    raise ValueError(f"unknown upsampler {how!r}")
+
+
+def attach(L_full: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    return lab_to_rgb(torch.cat([L_full, ab], dim=1))
+
+
+def draw(rng: np.random.Generator, options: tuple) -> object:
+    return options[int(rng.integers(len(options)))]

@@ -1,0 +1,87 @@
+"""A regression CNN of another design than ours, trained in the run in a few CPU minutes.
+
+No U-Net and no skip connections: a stride-4 stem, a stack of dilated 3x3 convolutions, MSE
+loss (the classic "brown" regression colorizer), chroma predicted at 1/4 of its working size
+and stretched by a drawn upsampler. Its working size is drawn per call, so its fakes carry
+chroma at several resolutions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from imgcheck.trainer.zoo import ZooColorizer, ZooContext
+from imgcheck.trainer.zoo._protocol import (
+    UPSAMPLERS,
+    attach,
+    down,
+    draw,
+    lab_of,
+    upsample_chroma,
+    work_shape,
+)
+
+STEPS = 500
+CROP = 96
+
+
+class DilatedColorizer(nn.Module):
+    """L (N, 1, H, W) in [0, 100] -> ab (N, 2, H/4, W/4)."""
+
+    def __init__(self, width: int = 48) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.Conv2d(1, width, 4, stride=4),
+            nn.ReLU(True),
+        ]
+        for d in (1, 2, 4, 8, 1):
+            layers += [nn.Conv2d(width, width, 3, padding=d, dilation=d), nn.ReLU(True)]
+        layers.append(nn.Conv2d(width, 2, 1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        return self.body(L / 50.0 - 1.0) * 60.0
+
+
+def train_cnn(photos: list[torch.Tensor], seed: int, steps: int = STEPS) -> DilatedColorizer:
+    gen = torch.Generator().manual_seed(seed)
+    net = DilatedColorizer()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    side = min(CROP, min(min(p.shape[-2:]) for p in photos)) // 4 * 4
+    labs = [lab_of(p[None]) for p in photos]
+    for _ in range(steps):
+        batch = []
+        for i in torch.randint(len(labs), (16,), generator=gen).tolist():
+            lab = labs[i]
+            h, w = lab.shape[-2:]
+            y = int(torch.randint(h - side + 1, (1,), generator=gen))
+            x = int(torch.randint(w - side + 1, (1,), generator=gen))
+            batch.append(lab[..., y : y + side, x : x + side])
+        lab = torch.cat(batch)
+        pred = net(lab[:, :1])
+        loss = F.mse_loss(pred, F.avg_pool2d(lab[:, 1:], 4))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.eval().requires_grad_(False)
+
+
+def build(ctx: ZooContext) -> ZooColorizer | None:
+    if not ctx.photos or min(min(p.shape[-2:]) for p in ctx.photos) < 16:
+        return None
+    net = train_cnn(ctx.photos, ctx.seed)
+
+    @torch.no_grad()
+    def colorize(rgb: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        L = lab_of(rgb)[:, :1]
+        size = work_shape(*L.shape[-2:], int(draw(rng, (128, 192, 256, 384, 512))))
+        size = (max(16, size[0] // 4 * 4), max(16, size[1] // 4 * 4))
+        L_small = down(L, size)
+        ab = net(L_small)
+        L_grid = down(L, ab.shape[-2:])
+        return attach(L, upsample_chroma(ab, L_grid, L, str(draw(rng, UPSAMPLERS))))
+
+    return colorize

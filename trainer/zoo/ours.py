@@ -1,0 +1,55 @@
+"""Our own colorizer, exactly as `imgcheck colorize` runs it (`pipeline.colorize_full`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from imgcheck.trainer.zoo import ZooColorizer, ZooContext
+
+# The shipped decode temperature is chosen after training (`trainer.temperature`): the zoo
+# covers the range it is chosen from.
+TEMPERATURES = (0.3, 0.38, 0.5, 0.7)
+
+
+def _generators(ctx: ZooContext, name: str) -> list[torch.nn.Module]:
+    from imgcheck.trainer.nets import ColorizerConfig, UNetColorizer
+
+    state = ctx.snapshots.get(name)
+    if state is None:
+        return []
+    cfg = dict(ctx.generator_config)
+    temps = TEMPERATURES if cfg.get("head", "bins") == "bins" else (cfg.get("temperature", 0.38),)
+    out = []
+    for t in temps:
+        G = UNetColorizer(ColorizerConfig(**{**cfg, "temperature": t}))
+        G.load_state_dict(state)
+        out.append(G.eval().requires_grad_(False))
+    return out
+
+
+def _run(generators: list[torch.nn.Module], work_size: int) -> ZooColorizer:
+    from imgcheck.trainer.pipeline import colorize_full
+
+    @torch.no_grad()
+    def colorize(rgb: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        G = generators[int(rng.integers(len(generators)))]
+        return colorize_full(G, rgb, work_size)
+
+    return colorize
+
+
+def build_gan(ctx: ZooContext) -> ZooColorizer | None:
+    """The final GAN generator and, where the run has one, its mid-GAN snapshot, each decoded
+    at the temperatures the shipped one is chosen from."""
+    gens = _generators(ctx, "gan") + _generators(ctx, "gan_mid")
+    return _run(gens, ctx.work_size) if gens else None
+
+
+def build_pre(ctx: ZooContext) -> ZooColorizer | None:
+    """The generator at the end of pre-training (snapshot "l1"), before the GAN phase."""
+    gens = _generators(ctx, "l1")
+    return _run(gens, ctx.work_size) if gens else None
+
+
+__all__ = ["build_gan", "build_pre"]
