@@ -125,7 +125,13 @@ def test_ddp_two_gloo_processes_finish_an_epoch(photos: Path, tmp_path: Path) ->
     run = tmp_path / "ddp"
     cfg = tiny_config(photos, run, epochs_l1=1, epochs_gan=1, epochs_cls=1)
     skip = {"data", "out", "device", "resume"}
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in asdict(cfg).items() if k not in skip]
+    def flag(k: str, v: object) -> str:
+        name = k.replace("_", "-")
+        if isinstance(v, bool):
+            return f"--{name}" if v else f"--no-{name}"
+        return f"--{name}={v}"
+
+    flags = [flag(k, v) for k, v in asdict(cfg).items() if k not in skip]
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         "-m", "imgcheck.trainer", "--data", str(photos), "--out", str(run), "--device", "cpu",

@@ -86,7 +86,7 @@ def train_command(
         rich_help_panel=_DATA,
     ),
     lofo: bool = typer.Option(
-        _D.lofo, "--lofo", help="Also run leave-one-family-out (the generalization table).",
+        _D.lofo, "--lofo/--no-lofo", help="Also run leave-one-family-out (the generalization table).",
         rich_help_panel=_DATA,
     ),
     zoo_families: str = typer.Option(
