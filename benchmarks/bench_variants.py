@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             origin = "built here (calibrated on these crops)"
         print(f"variants {origin}; providers: {', '.join(available_providers())}")
         results = ev.measure(
-            files, crops, counts, labels, args.batch, args.seconds, threads=args.threads
+            files, crops, counts, labels, args.batch, args.seconds, threads=args.threads,
+            how=view.aggregate,
         )
 
     print()

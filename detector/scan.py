@@ -39,7 +39,7 @@ from imgcheck.detector.results import ScanResult, Status, Verdict
 from imgcheck.detector.session import Device, ModelError, active_provider, create_session
 from imgcheck.detector.view import ViewSpec
 
-DEFAULT_BATCH_SIZE = 8  # images per inference call (each is `ViewSpec.count` crops)
+DEFAULT_BATCH_SIZE = 8  # images per inference call (each is its view's `crop_boxes` crops)
 DEFAULT_THRESHOLD = 0.5  # only for a model that ships without a calibrated one
 
 

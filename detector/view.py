@@ -37,12 +37,13 @@ class ViewSpec:
 
     @property
     def count(self) -> int:
-        """Crops per image for the fixed-count modes (tiles depend on the image: `count_for`)."""
-        return self.grid * self.grid if self.mode in ("grid", "tiles") else 1
-
-    def count_for(self, width: int, height: int) -> int:
-        """Number of crops this view takes of a `width` x `height` image."""
-        return len(crop_boxes(width, height, self))
+        """Crops per image in the fixed-count modes. "tiles" has no fixed count (it depends on
+        the image: `len(crop_boxes(w, h, spec))`), so asking is an error, not a wrong number."""
+        if self.mode == "tiles":
+            raise ValueError(
+                "a tiles view has no fixed crop count; use len(crop_boxes(w, h, spec))"
+            )
+        return self.grid * self.grid if self.mode == "grid" else 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

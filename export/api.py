@@ -118,14 +118,11 @@ def _build(
     detector = export_detector(run.detector, run.threshold, view, run.view.crop, opset)
     say("verifying the detector against PyTorch")
     min_side = int(run.detector.min_size)
-    # The forensic detector's cross-channel correlations are ill-conditioned on the verifier's
-    # synthetic, almost noise-free images (measured 2.4e-3 there, vs ~1e-6 for every other
-    # feature): its score bound is 5e-3; the PatchGAN keeps 1e-4.
-    bound = 5e-3 if getattr(run.detector, "cfg", None) is not None and hasattr(
-        run.detector, "logits_from_features"
-    ) else 1e-4
     d_parity = verify_detector(
-        run.detector, detector, detector_shapes(run.view.crop, min_side), bound=bound
+        run.detector,
+        detector,
+        detector_shapes(run.view.crop, min_side),
+        bound=run.detector.parity_bound,
     )
     save_model(detector, tmp / "detector.onnx")
 
@@ -219,7 +216,9 @@ def _variants(
     say("building the int8 (static QDQ, per-channel) and fp16 detectors")
     files = build_variants(tmp / "detector.onnx", tmp, ev.calibration_batches(crops))
     everything = {"fp32": tmp / "detector.onnx", **files}
-    results = ev.measure(everything, crops, counts, labels, seconds=timing_seconds)
+    results = ev.measure(
+        everything, crops, counts, labels, seconds=timing_seconds, how=run.view.aggregate
+    )
     manifest["variant_eval"] = {
         "source": source,
         "real_images": len(real),

@@ -128,8 +128,11 @@ def measure(
     seconds: float = 1.5,
     use_cuda: bool | None = None,
     threads: int | None = None,
+    how: str = "mean",
 ) -> dict[str, dict[str, float]]:
     """AUC/speed of fp32, int8 and fp16 (whichever `files` has), each where it is meant to run.
+
+    `how`: the view's `aggregate`, so image scores are the ones scan computes.
 
     int8 is compared with fp32 on the CPU provider. fp16 is compared with fp32 on CUDA when this
     onnxruntime has it (reported as `fp32_cuda` too); otherwise on CPU, where its speed says
@@ -142,10 +145,10 @@ def measure(
     cpu = {k: create_session(files[k], Device.CPU, threads) for k in files if k != "fp16"}
     if "fp16" in files and not use_cuda:
         cpu["fp16"] = create_session(files["fp16"], Device.CPU, threads)
-    results = compare(cpu, crops, counts, labels, batch, seconds)
+    results = compare(cpu, crops, counts, labels, batch, seconds, how)
     if "fp16" in files and use_cuda:
         gpu = {k: create_session(files[k], Device.CUDA, threads) for k in ("fp32", "fp16")}
-        on_gpu = compare(gpu, crops, counts, labels, batch, seconds)
+        on_gpu = compare(gpu, crops, counts, labels, batch, seconds, how)
         results["fp32_cuda"], results["fp16"] = on_gpu["fp32"], on_gpu["fp16"]
     return results
 
@@ -157,11 +160,12 @@ def compare(
     labels: np.ndarray,
     batch: int = 16,
     seconds: float = 1.5,
+    how: str = "mean",
 ) -> dict[str, dict[str, float]]:
     """AUC and crops/s for each session; `fp32` must be among them (the reference)."""
     results, scores = {}, {}
     for name, session in sessions.items():
-        scores[name] = image_scores(crop_scores(session, crops, batch), counts)
+        scores[name] = image_scores(crop_scores(session, crops, batch), counts, how)
         results[name] = {
             "auc": roc_auc(labels, scores[name]),
             "crops_per_s": throughput(session, crops, batch, seconds),

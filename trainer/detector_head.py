@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from imgcheck.detector.view import aggregate
 from imgcheck.trainer.forensics import FEATURES, tile_features
 
 
@@ -57,6 +58,10 @@ class ForensicDetector(nn.Module):
     # Scale-8 statistics need >= 48 px; the view's tiles are `crop` (128) px, and images are
     # upsized to at least one tile, so 64 costs nothing and keeps every feature defined.
     min_size = 64
+    # Export's score parity bound. Its cross-channel correlations are ill-conditioned on the
+    # verifier's synthetic, almost noise-free images (measured 2.4e-3 there, ~1e-6 for every
+    # other feature), so 5e-3 rather than the PatchGAN's 1e-4.
+    parity_bound = 5e-3
 
     def __init__(self, cfg: ForensicConfig = ForensicConfig()) -> None:
         super().__init__()
@@ -136,18 +141,16 @@ def fit_head(
     real: Tiles,
     fakes: dict[str, Tiles],
     steps: int = 600,
-    batch: int = 128,
+    batch: int = 1024,
     lr: float = 5e-3,
     seed: int = 0,
-    image_level: bool = False,
 ) -> FitReport:
     """Train the head on raw tile features of whole images: real vs each family's fakes.
 
-    Default: a loss per tile (each tile labelled as its image), tiles sampled so that every
-    family weighs the same however many images it has, and real images as much as all fakes
-    together. `image_level`: the loss is on the image logit, the mean of its tiles' logits, as
-    the view aggregates them (multiple-instance learning); measured worse on the LOFO table
-    (mean AUC 0.903 vs 0.927 at 600 steps), kept for the record and for larger data.
+    A loss per tile (each tile labelled as its image), tiles sampled so that every family
+    weighs the same however many images it has, and real images as much as all fakes together.
+    (A loss on the image logit, the mean of its tiles' logits, measured worse on the LOFO
+    table: mean AUC 0.903 vs 0.927 at 600 steps.)
     """
     import time
 
@@ -155,48 +158,26 @@ def fit_head(
     det.fit_statistics(real[0])
     names = sorted(fakes)
     sources = [real] + [fakes[n] for n in names]
-    feats, img, labels, weights = [], [], [], []
-    offset = 0
-    for k, (f, i) in enumerate(sources):
-        n_img = int(i.max()) + 1 if len(i) else 0
-        feats.append(f)
-        img.append(i.astype(np.int64) + offset)
-        labels.append(np.full(n_img, 0.0 if k == 0 else 1.0))
+    feats, labels, weights = [], [], []
+    for k, (f, img) in enumerate(sources):
+        counts = np.bincount(img, minlength=int(img.max()) + 1 if len(img) else 0)
         share = 1.0 if k == 0 else 1.0 / len(names)
-        weights.append(np.full(n_img, share / max(1, n_img)))
-        offset += n_img
-    order = np.argsort(np.concatenate(img), kind="stable")
-    x = torch.from_numpy(np.concatenate(feats)[order].astype(np.float32))
-    tile_img = np.concatenate(img)[order]
-    counts = torch.from_numpy(np.bincount(tile_img, minlength=offset))
-    starts = torch.cumsum(counts, 0) - counts
+        n_img = max(1, int((counts > 0).sum()))
+        feats.append(f)
+        labels.append(np.full(len(f), 0.0 if k == 0 else 1.0))
+        weights.append(share / n_img / counts[img])  # each image's tiles share its weight
+    x = torch.from_numpy(np.concatenate(feats).astype(np.float32))
     y = torch.from_numpy(np.concatenate(labels)).float()
-    w = torch.from_numpy(np.concatenate(weights)) * (counts > 0)
+    w = torch.from_numpy(np.concatenate(weights))
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(det.parameters(), lr=lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     det.train()
     loss = torch.tensor(0.0)
-    tile_w = (w / counts.clamp_min(1))[torch.from_numpy(tile_img)]
-    tile_y = y[torch.from_numpy(tile_img)]
     for _ in range(steps):
-        if not image_level:
-            idx = torch.multinomial(tile_w, batch * 8, replacement=True, generator=gen)
-            loss = F.binary_cross_entropy_with_logits(det.logits_from_features(x[idx]), tile_y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            continue
-        sel = torch.multinomial(w, batch, replacement=True, generator=gen)
-        n = counts[sel]
-        seg = torch.repeat_interleave(torch.arange(batch), n)
-        first = torch.repeat_interleave(starts[sel], n)
-        within = torch.arange(int(n.sum())) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
-        logits = det.logits_from_features(x[first + within])
-        image_logit = torch.zeros(batch).index_add(0, seg, logits) / n.clamp_min(1)
-        loss = F.binary_cross_entropy_with_logits(image_logit, y[sel])
+        idx = torch.multinomial(w, batch, replacement=True, generator=gen)
+        loss = F.binary_cross_entropy_with_logits(det.logits_from_features(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -206,13 +187,12 @@ def fit_head(
 
 
 @torch.no_grad()
-def image_scores(det: ForensicDetector, feats: np.ndarray, image: np.ndarray, n: int) -> np.ndarray:
-    """Tile features + their image index -> (n,) image probabilities by the view's logit mean.
-
-    Equals `view.aggregate(sigmoid(tile logits), "logit_mean")` up to its 1e-6 clipping.
-    """
-    logits = det.logits_from_features(torch.from_numpy(feats)).double().numpy()
-    logits = np.clip(logits, -13.8, 13.8)  # = the runtime's clipping of p to [1e-6, 1 - 1e-6]
-    sums = np.bincount(image, weights=logits, minlength=n)
-    counts = np.bincount(image, minlength=n).clip(min=1)
-    return 1.0 / (1.0 + np.exp(-sums / counts))
+def image_scores(
+    det: ForensicDetector, feats: np.ndarray, image: np.ndarray, n: int, how: str = "logit_mean"
+) -> np.ndarray:
+    """Tile features + their image index -> (n,) image probabilities, each by
+    `view.aggregate` over its tiles' probabilities, exactly as scan scores an image."""
+    probs = torch.sigmoid(det.logits_from_features(torch.from_numpy(feats))).double().numpy()
+    order = np.argsort(image, kind="stable")
+    bounds = np.cumsum(np.bincount(image, minlength=n))[:-1]
+    return np.array([aggregate(p, how) for p in np.split(probs[order], bounds)])

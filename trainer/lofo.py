@@ -86,11 +86,22 @@ def _scores(det: ForensicDetector, d: dict[str, np.ndarray], variant: str) -> np
     return image_scores(det, d["feats"][keep], remap[d["image"][keep]], len(rows))
 
 
+def real_scores(det: ForensicDetector, data: ZooData) -> dict[str, np.ndarray]:
+    """The real validation photos' image scores per variant (clean, q75, 420)."""
+    return {v: _scores(det, data.val_real, v) for v in ("clean", "q75", "420")}
+
+
 def evaluate_family(
-    det: ForensicDetector, data: ZooData, family: str, threshold: float | None = None
+    det: ForensicDetector,
+    data: ZooData,
+    family: str,
+    threshold: float | None = None,
+    real: dict[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """Clean and q75 AUC, TPR at 1 % FPR, and FPR of 4:2:0 real photos, for one family."""
-    real = {v: _scores(det, data.val_real, v) for v in ("clean", "q75", "420")}
+    """Clean and q75 AUC, TPR at 1 % FPR, and FPR of 4:2:0 real photos, for one family.
+
+    `real`: `real_scores(det, data)` when the caller has them (one detector, many families)."""
+    real = real if real is not None else real_scores(det, data)
     t = threshold if threshold is not None else threshold_for_fpr(real["clean"], 0.01)
     out: dict[str, float] = {}
     for v in ("clean", "q75"):
@@ -134,16 +145,18 @@ def fit_shipped(
     det = ForensicDetector(ForensicConfig())
     real, fakes = data.training_tiles()
     fit_head(det, real, fakes, steps=steps)
-    real_scores = np.r_[_scores(det, data.val_real, "clean"), _scores(det, data.val_real, "420")]
-    threshold = threshold_for_fpr(real_scores, fpr)
-    per_family = {f: evaluate_family(det, data, f, threshold) for f in data.families}
+    real = real_scores(det, data)
+    calibration = np.r_[real["clean"], real["420"]]
+    threshold = threshold_for_fpr(calibration, fpr)
+    per_family = {f: evaluate_family(det, data, f, threshold, real) for f in data.families}
     info = {
         "threshold": threshold,
-        "n_real_calibration": len(real_scores),
+        "n_real_calibration": len(calibration),
         "families": per_family,
-        "real_flagged_clean": float(np.mean(_scores(det, data.val_real, "clean") >= threshold)),
-        "real_flagged_420": float(np.mean(_scores(det, data.val_real, "420") >= threshold)),
-        "real_flagged_q75": float(np.mean(_scores(det, data.val_real, "q75") >= threshold)),
+        **{
+            f"real_flagged_{v}": float(np.mean(real[v] >= threshold))
+            for v in ("clean", "420", "q75")
+        },
     }
     return det, threshold, info
 

@@ -150,6 +150,7 @@ class PatchDiscriminator(nn.Module):
     """
 
     min_size = 32
+    parity_bound = 1e-4  # max |ONNX - torch| on the score that export accepts
 
     def __init__(self, cfg: DiscriminatorConfig = DiscriminatorConfig()) -> None:
         super().__init__()
