@@ -88,3 +88,14 @@ def test_export_of_the_forensic_detector_matches_torch(run: Path, tmp_path: Path
     with torch.no_grad():
         scores, _ = detect(trained.detector, torch.from_numpy(crops).permute(0, 3, 1, 2) / 255.0)
     assert row.score == pytest.approx(aggregate(scores.numpy(), spec.aggregate), abs=1e-4)
+
+
+def test_stage_tools_on_a_missing_run_say_so_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from imgcheck.trainer import detector_stage, temperature
+
+    for main in (detector_stage.main, temperature.main):
+        assert main(["--run", str(tmp_path / "missing")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("imgcheck train: error:") and "Traceback" not in err

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from imgcheck.trainer.config import TrainError
 from imgcheck.trainer.data import Split, load_rgb, to_tensor
 from imgcheck.trainer.nets import ColorizerConfig, UNetColorizer
 from imgcheck.trainer.pipeline import colorize_full
@@ -56,8 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m imgcheck.trainer.temperature")
     ap.add_argument("--run", required=True, type=Path)
     args = ap.parse_args(argv)
-    run = args.run
+    try:
+        return _tune(args.run)
+    except (OSError, RuntimeError, KeyError, TrainError) as exc:
+        print(f"imgcheck train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _tune(run: Path) -> int:
     final_path = run / "checkpoints" / "final.pt"
+    if not final_path.is_file():
+        raise TrainError(f"{final_path} not found: point --run at a finished training run")
     final = torch.load(final_path, map_location="cpu", weights_only=True)
     gcfg = dict(final["generator_config"])
     if gcfg.get("head", "regression") != "bins":
