@@ -711,6 +711,12 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
                 else:
                     position = (p, epoch + 1, 0)
                 save(position, {})
+    G, D = unwrap(G), unwrap(D)
+    if env.world > 1:
+        # Every rank leaves the group together, before rank 0's long evaluation: a rank that
+        # exits while the others still hold gloo's threads can abort the whole job.
+        dist.barrier()
+        dist.destroy_process_group()
     if not env.main:
         return run.root
 
