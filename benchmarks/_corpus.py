@@ -75,7 +75,7 @@ def synthetic_photo(rng: np.random.Generator, width: int, height: int) -> Image.
 
 
 def _list_photos(folder: Path) -> list[Path]:
-    from imgcheck.detector.inputs import iter_inputs
+    from imgcheck.inputs import iter_inputs
 
     return sorted(Path(i.path) for i in iter_inputs([str(folder)]) if i.error is None)
 
@@ -99,7 +99,7 @@ def _add_noise(img: Image.Image, rng: np.random.Generator, sigma: float) -> Imag
 
 
 def _is_colour(img: Image.Image) -> bool:
-    from imgcheck.detector.decode import is_grey_rgb
+    from imgcheck.decode import is_grey_rgb
 
     return not is_grey_rgb(img)
 
@@ -247,7 +247,7 @@ def ensure_model(model: Path | None, work: Path, *, int8: bool = True) -> tuple[
     """(model folder, how it was found); see the module doc for the order."""
     if model is not None:
         return Path(model), f"--model {model}"
-    from imgcheck.detector.models import DEFAULT_DIR, MANIFEST
+    from imgcheck.models import DEFAULT_DIR, MANIFEST
 
     if (DEFAULT_DIR / MANIFEST).is_file():
         return DEFAULT_DIR, f"shipped models ({DEFAULT_DIR})"
@@ -270,7 +270,6 @@ def _make_model(out: Path, int8: bool) -> None:
     import torch
 
     from imgcheck import __version__
-    from imgcheck.detector.view import ViewSpec
     from imgcheck.export.errors import ExportError
     from imgcheck.trainer.nets import (
         ColorizerConfig,
@@ -278,6 +277,7 @@ def _make_model(out: Path, int8: bool) -> None:
         PatchDiscriminator,
         UNetColorizer,
     )
+    from imgcheck.view import ViewSpec
 
     torch.manual_seed(0)
     g_cfg, d_cfg = ColorizerConfig(), DiscriminatorConfig()
@@ -359,10 +359,10 @@ def _export_unverified(run: Path, out: Path) -> None:
 
 def _add_int8(out: Path, manifest: dict) -> None:
     """int8 detector (the export engineer's quantizer), calibrated on synthetic photo crops."""
-    from imgcheck.detector.models import sha256_file
-    from imgcheck.detector.view import ViewSpec, make_views
     from imgcheck.export.quantize import to_int8
     from imgcheck.export.variants import calibration_batches
+    from imgcheck.models import sha256_file
+    from imgcheck.view import ViewSpec, make_views
 
     spec = ViewSpec.from_dict(manifest["detector"]["view"])
     rng = np.random.default_rng(7)

@@ -38,8 +38,8 @@ def io_only(paths: list[Path], workers: int, out: Path) -> tuple[float, list[np.
     """(a) seconds to decode (as colorize does) and encode every image, in `workers` threads."""
     from PIL import Image
 
-    from imgcheck.detector.colorize import Job, _load, _Loaded
-    from imgcheck.detector.outputs import save_image
+    from imgcheck.colorizing import Job, _load, _Loaded
+    from imgcheck.outputs import save_image
 
     def one(path: Path) -> np.ndarray:
         loaded = _load(Job(str(path), str(path)), None)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = _corpus.parse_args(parser, argv)
 
-    from imgcheck.detector.colorize import Colorizer, default_workers
+    from imgcheck.colorizing import Colorizer, default_workers
 
     t_start = time.perf_counter()
     model, model_source, corpus = _corpus.model_and_corpus(args, grey=True)

@@ -47,7 +47,7 @@ GOALS = {"scan/bound": 0.85, "scan/naive": 3.0, "rss ratio": 1.1, "help s": 0.3}
 
 def decode_only(scanner: Any, paths: list[Path]) -> tuple[float, list[Any]]:
     """(a) seconds for the scan's own prepare() over `paths` in its thread count; the results."""
-    from imgcheck.detector.inputs import InputItem
+    from imgcheck.inputs import InputItem
 
     items = [InputItem(str(p)) for p in paths]
     start = time.perf_counter()
@@ -100,7 +100,7 @@ def naive(scanner: Any, paths: list[Path]) -> float:
     """(d) one image at a time: full decode, view crops, one session.run each."""
     from PIL import Image, ImageOps
 
-    from imgcheck.detector.view import make_views
+    from imgcheck.view import make_views
 
     outputs, name = scanner._outputs, scanner._input
     start = time.perf_counter()
@@ -149,7 +149,7 @@ def _extra_rates(
     scanner: Any, model: Path, prepared: list[Any], args: argparse.Namespace
 ) -> dict[str, float]:
     """int8 vs fp32 model-only (when the manifest ships int8); IOBinding vs run on CUDA."""
-    from imgcheck.detector.scan import Scanner
+    from imgcheck.scanning import Scanner
 
     n, extra = len(prepared), {}
     manifest = json.loads((model / "manifest.json").read_text()) if model.is_dir() else {}
@@ -165,8 +165,8 @@ def _extra_rates(
 
 def ablate(scanner: Any, model: Path, paths: list[Path], rounds: int, device: str) -> None:
     """In-process Scanner.run over the corpus, ORT spinning off vs on, rounds interleaved."""
-    from imgcheck.detector.inputs import InputItem
-    from imgcheck.detector.session import Device, create_session
+    from imgcheck.inputs import InputItem
+    from imgcheck.session import Device, create_session
 
     sessions = {
         "spinning off (default)": scanner.session,
@@ -225,7 +225,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    from imgcheck.detector.scan import DEFAULT_BATCH_SIZE, Scanner
+    from imgcheck.scanning import DEFAULT_BATCH_SIZE, Scanner
 
     args.batch_size = args.batch_size or DEFAULT_BATCH_SIZE
     t_start = time.perf_counter()

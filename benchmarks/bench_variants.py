@@ -43,12 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
-    from imgcheck.detector.models import read_manifest
-    from imgcheck.detector.session import Device, available_providers, create_session
-    from imgcheck.detector.view import ViewSpec
     from imgcheck.export import variants as ev
     from imgcheck.export.quantize import build_variants
     from imgcheck.export.samples import natural_image
+    from imgcheck.models import read_manifest
+    from imgcheck.session import Device, available_providers, create_session
+    from imgcheck.view import ViewSpec
 
     manifest = read_manifest(args.exported)
     view = ViewSpec.from_dict(manifest["detector"]["view"])

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imgcheck.detector.colorize import colorize
-from imgcheck.detector.metrics import roc_auc
-from imgcheck.detector.results import Status
-from imgcheck.detector.scan import scan
+from imgcheck.colorizing import colorize
+from imgcheck.metrics import roc_auc
+from imgcheck.results import Status
+from imgcheck.scanning import scan
 
 VIEWS = {
     "resize (whole image squashed to 256x256)": "mode=resize,crop=256",

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from imgcheck import __version__
-from imgcheck.detector.reports.cells import safe_text
+from imgcheck.reports.cells import safe_text
 
 FORMAT = 1
 RULE = "IMG001"  # = reports.sarif.COLORIZED_RULE (the only rule a baseline accepts)
@@ -67,7 +67,7 @@ def content_sha256(path: str) -> str | None:
 
 def repo_root(start: str | None = None) -> str:
     """The git top level above `start` (default: the working directory), else `start`."""
-    from imgcheck.detector.ignore import find_git_root
+    from imgcheck.ignore import find_git_root
 
     start = os.path.abspath(start or os.getcwd())
     return find_git_root(start) or start
@@ -208,7 +208,7 @@ def write(
     model: dict[str, Any] | None,
     threshold: float | None,
 ) -> None:
-    from imgcheck.detector.atomic import atomic_write
+    from imgcheck.atomic import atomic_write
 
     text = dumps(findings, model=model, threshold=threshold).encode("utf-8")
     atomic_write(Path(path), lambda fh: fh.write(text))

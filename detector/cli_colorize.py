@@ -2,7 +2,7 @@
 
 Only cheap modules are imported here (typer, pathlib, enums): numpy, Pillow and onnxruntime are
 imported inside the command, so `imgcheck --help` stays fast. The work is done by
-`imgcheck.detector.colorize` (model, batching) and `imgcheck.detector.outputs` (safe paths,
+`imgcheck.colorizing` (model, batching) and `imgcheck.outputs` (safe paths,
 atomic writes). Exit codes as in scan: 0 all done, 1 some inputs failed, 2 usage/model error.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import typer
 
-from imgcheck.detector.cli_common import MAX_WORKERS, command_errors, exit_code_of, pixel_limit
-from imgcheck.detector.outputs import Format
-from imgcheck.detector.session import Device
+from imgcheck.cli_common import MAX_WORKERS, command_errors, exit_code_of, pixel_limit
+from imgcheck.outputs import Format
+from imgcheck.session import Device
 
 
 def colorize_command(
@@ -139,22 +139,22 @@ def _run(
     from rich.console import Console
     from rich.markup import escape as markup_escape
 
-    from imgcheck.detector.terminal import printable
+    from imgcheck.terminal import printable
 
     def escape(text: str) -> str:
         """Rich markup escaped and control characters shown as escapes: file names are
         hostile (an ESC sequence in a name must not reach the terminal)."""
         return markup_escape(printable(text))
 
-    from imgcheck.detector.colorize import Colorizer, Job, Outcome, default_workers, run_jobs
-    from imgcheck.detector.outputs import (
+    from imgcheck.colorizing import Colorizer, Job, Outcome, default_workers, run_jobs
+    from imgcheck.outputs import (
         Discovery,
         InputCollision,
         OutputError,
         OutputPlanner,
         remove_stale_temps,
     )
-    from imgcheck.detector.session import ModelError
+    from imgcheck.session import ModelError
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator
 
 import typer
 
-from imgcheck.detector.session import ModelError
-from imgcheck.detector.terminal import printable
+from imgcheck.session import ModelError
+from imgcheck.terminal import printable
 
 MAX_WORKERS = 64  # --workers upper bound: more threads only cost memory (10000: 2 GB RSS)
 
@@ -94,7 +94,7 @@ def pixel_limit(max_pixels: int) -> int:
 
     from PIL import Image
 
-    from imgcheck.detector.decode import DEFAULT_MAX_PIXELS
+    from imgcheck.decode import DEFAULT_MAX_PIXELS
 
     limit = max_pixels or DEFAULT_MAX_PIXELS
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)

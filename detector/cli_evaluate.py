@@ -12,9 +12,9 @@ from pathlib import Path
 
 import typer
 
-from imgcheck.detector.cli_common import command_errors, fail, warn
-from imgcheck.detector.models import Variant
-from imgcheck.detector.session import Device
+from imgcheck.cli_common import command_errors, fail, warn
+from imgcheck.models import Variant
+from imgcheck.session import Device
 
 
 class EvalFormat(str, Enum):
@@ -135,7 +135,7 @@ def evaluate_command(
 
     import json
 
-    from imgcheck.detector.evaluate import evaluate
+    from imgcheck.evaluate import evaluate
 
     def describe(exc: Exception) -> str | None:
         return f"{type(exc).__name__}: {exc}" if isinstance(exc, (OSError, ValueError)) else None

@@ -16,12 +16,12 @@ Decisions worth knowing:
   warnings), so a CI log shows what was scanned. So does "no images found": a misspelled folder
   must not pass a gate silently (`--fail-on-empty` makes it exit 1).
 - Settings: defaults < `[tool.imgcheck]` / `imgcheck.toml` < `IMGCHECK_*` < flags typed on the
-  command line (`imgcheck.detector.config`; a flag counts as given when click says it came from
+  command line (`imgcheck.config`; a flag counts as given when click says it came from
   the command line). `--show-settings` prints them and exits.
 - `--baseline FILE` accepts the flagged images it lists by content hash; `--write-baseline FILE`
-  records the current ones and exits 0 (`imgcheck.detector.baseline`).
+  records the current ones and exits 0 (`imgcheck.baseline`).
 - Folder walks respect .gitignore (`--no-ignore`) and skip node_modules and virtual
-  environments (`imgcheck.detector.ignore`).
+  environments (`imgcheck.ignore`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from pathlib import Path
 
 import typer
 
-from imgcheck.detector.cli_common import MAX_WORKERS, command_errors, fail, pixel_limit, warn
-from imgcheck.detector.models import Variant
-from imgcheck.detector.session import Device
+from imgcheck.cli_common import MAX_WORKERS, command_errors, fail, pixel_limit, warn
+from imgcheck.models import Variant
+from imgcheck.session import Device
 
 BATCH_SIZE = 8  # = scan.DEFAULT_BATCH_SIZE (not imported here: scan imports numpy); tested
 _SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -216,7 +216,7 @@ def scan_command(
     Exit status: 0 nothing flagged, 1 an image was flagged (or unreadable, with
     --fail-on-error; or none found, with --fail-on-empty), 2 usage, model or internal error.
     """
-    from imgcheck.detector.config import ConfigError, resolve
+    from imgcheck.config import ConfigError, resolve
 
     cli = {
         "paths": list(paths or []),
@@ -257,7 +257,7 @@ def scan_command(
     model = None if settings["model"] is None else Path(settings["model"])
     _check_paths(paths)
     if output is not None:  # before the model loads or any image is read
-        from imgcheck.detector.report_target import report_target_problem
+        from imgcheck.report_target import report_target_problem
 
         problem = report_target_problem(output, paths, force=force)
         if problem is not None:
@@ -338,12 +338,12 @@ def _run(
 
     from rich.console import Console
 
-    from imgcheck.detector import baseline as baseline_mod
-    from imgcheck.detector.inputs import iter_inputs
-    from imgcheck.detector.progress import ScanProgress, summary_line
-    from imgcheck.detector.reports import atomic_output, open_reporter
-    from imgcheck.detector.results import Status, Summary, Verdict
-    from imgcheck.detector.scan import Scanner
+    from imgcheck import baseline as baseline_mod
+    from imgcheck.inputs import iter_inputs
+    from imgcheck.progress import ScanProgress, summary_line
+    from imgcheck.reports import atomic_output, open_reporter
+    from imgcheck.results import Status, Summary, Verdict
+    from imgcheck.scanning import Scanner
 
     limit = pixel_limit(max_pixels)
     accepted = None
@@ -390,11 +390,11 @@ def _run(
     if output is not None and output.is_dir():
         raise _fail(f"-o {output} is a directory")
     if output is not None:  # temp reports of killed runs (kill -9) beside this one
-        from imgcheck.detector.atomic import remove_stale_temps
+        from imgcheck.atomic import remove_stale_temps
 
         remove_stale_temps([Path(os.path.realpath(output)).parent])
     # A regular file is written atomically (through a symlink, which stays one); a device or
-    # FIFO (-o /dev/null, a named pipe) in place: the rules of imgcheck.detector.atomic.
+    # FIFO (-o /dev/null, a named pipe) in place: the rules of imgcheck.atomic.
     with atomic_output(output, rich_terminal=to_terminal) as raw:
         stream = progress.report_stream(raw) if to_terminal else raw
         # Opened before the bar starts: the report header is printed first, cleanly.
@@ -463,7 +463,7 @@ def _run(
 def _model_info(scanner: object) -> dict[str, str]:
     """The detector as the machine-readable reports name it: file name, sha256 and variant,
     never an absolute path (which differs per machine and would leak site-packages)."""
-    from imgcheck.detector.models import DEFAULT_DIR, sha256_file
+    from imgcheck.models import DEFAULT_DIR, sha256_file
 
     info = scanner.info  # type: ignore[attr-defined]
     digest = info.meta.get("sha256") if isinstance(info.meta, dict) else None

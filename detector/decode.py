@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from imgcheck.detector import plugins
-from imgcheck.detector.files import open_regular
+from imgcheck import plugins
+from imgcheck.files import open_regular
 
 # Pillow's own hard limit (it raises above 2x MAX_IMAGE_PIXELS); covers 150-megapixel cameras.
 DEFAULT_MAX_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
@@ -191,7 +191,7 @@ def decode(
     plugins.register()  # HEIC/AVIF readers where installed (once; cheap afterwards)
     try:
         # Opened first, checked on the descriptor: a file swapped for a FIFO after the walk
-        # saw it is refused instead of blocking the scan (imgcheck.detector.files).
+        # saw it is refused instead of blocking the scan (imgcheck.files).
         fh = open_regular(path)
     except OSError as exc:
         if isinstance(exc, FileNotFoundError) and os.path.islink(path):

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from imgcheck.detector.metrics import binary_report
-from imgcheck.detector.results import ScanResult, Status
-from imgcheck.detector.session import Device
+from imgcheck.metrics import binary_report
+from imgcheck.results import ScanResult, Status
+from imgcheck.session import Device
 
 __all__ = ["MAX_ERRORS_LISTED", "Evaluation", "evaluate", "score_folders"]
 
@@ -92,7 +92,7 @@ def score_folders(
     scanner: Any, real: Iterable[PathArg] | PathArg, fake: Iterable[PathArg] | PathArg
 ) -> tuple[np.ndarray, np.ndarray, dict[str, ClassCounts], list[dict[str, str]]]:
     """Run a loaded `scan.Scanner` over both inputs -> (labels, scores, counts, first errors)."""
-    from imgcheck.detector.inputs import display_path, iter_inputs
+    from imgcheck.inputs import display_path, iter_inputs
 
     labels: list[int] = []
     scores: list[float] = []
@@ -143,7 +143,7 @@ def evaluate(
     Uses `scan.Scanner` (what `imgcheck.scan()` wraps) so the model loads once for both
     folders and the threshold actually applied is known.
     """
-    from imgcheck.detector.scan import DEFAULT_BATCH_SIZE, Scanner
+    from imgcheck.scanning import DEFAULT_BATCH_SIZE, Scanner
 
     start = time.perf_counter()
     scanner = Scanner(

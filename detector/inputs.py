@@ -14,7 +14,7 @@ Rules, in the order they apply:
   first bytes are an image signature (so `photo` without an extension is found too). Names
   starting with `.` (`.git`, macOS `._x.jpg` resource forks) are skipped, and so are
   `node_modules`, `__pycache__` and virtual environments; with `respect_gitignore`, what git
-  ignores too (`imgcheck.detector.ignore`; also applied to what a glob finds). FIFOs, sockets and
+  ignores too (`imgcheck.ignore`; also applied to what a glob finds). FIFOs, sockets and
   devices are skipped: opening a FIFO would block the run.
 - Symlinks to folders are followed, but a folder (by device and inode) is walked at most once,
   so symlink loops end.
@@ -37,8 +37,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from imgcheck.detector.files import open_regular
-from imgcheck.detector.ignore import GitIgnore, always_skipped_dir
+from imgcheck.files import open_regular
+from imgcheck.ignore import GitIgnore, always_skipped_dir
 
 IMAGE_EXTENSIONS = frozenset(
     {

@@ -24,8 +24,8 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from imgcheck.detector.models import DEFAULT_DIR, MANIFEST, ModelInfo, read_manifest, resolve
-from imgcheck.detector.session import ModelError
+from imgcheck.models import DEFAULT_DIR, MANIFEST, ModelInfo, read_manifest, resolve
+from imgcheck.session import ModelError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

@@ -14,7 +14,7 @@ Three promises, each enforced here and nowhere else:
   tree after planning fails that one image instead of sending it elsewhere.
 - **Never half-written.** Every file is written to a hidden temporary file in its final folder,
   fsynced, and `os.replace`d over the target, so the target is either absent, the old file or the
-  complete new one, even after `kill -9` (`imgcheck.detector.atomic`, shared with the reports and
+  complete new one, even after `kill -9` (`imgcheck.atomic`, shared with the reports and
   the trainer). Temporary names carry the writer's pid; a later run removes those whose writer is
   gone (`remove_stale_temps`). An existing complete output means
   "done": the run skips it unless `--overwrite`, which is what makes a rerun resume.
@@ -38,10 +38,10 @@ from typing import Any
 
 # The atomic writer and its temp-file sweeper are shared with reports and the trainer;
 # re-exported here because this module is where colorize's write rules are documented.
-from imgcheck.detector.atomic import TEMP_SUFFIX as TEMP_SUFFIX
-from imgcheck.detector.atomic import atomic_write
-from imgcheck.detector.atomic import remove_stale_temps as remove_stale_temps
-from imgcheck.detector.inputs import InputItem, iter_inputs
+from imgcheck.atomic import TEMP_SUFFIX as TEMP_SUFFIX
+from imgcheck.atomic import atomic_write
+from imgcheck.atomic import remove_stale_temps as remove_stale_temps
+from imgcheck.inputs import InputItem, iter_inputs
 
 COMPARE_TAG = ".compare"
 

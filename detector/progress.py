@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from imgcheck.detector.results import ScanResult, Status, Summary, Verdict
+from imgcheck.results import ScanResult, Status, Summary, Verdict
 
 
 class _RateColumn(ProgressColumn):

@@ -22,9 +22,9 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from imgcheck.detector.atomic import writes_in_place
-from imgcheck.detector.files import open_regular
-from imgcheck.detector.inputs import IMAGE_EXTENSIONS, SNIFF_BYTES, sniff
+from imgcheck.atomic import writes_in_place
+from imgcheck.files import open_regular
+from imgcheck.inputs import IMAGE_EXTENSIONS, SNIFF_BYTES, sniff
 
 HEAD_BYTES = 65536
 _CSV_HEADER = b"path,status,score,verdict"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from imgcheck.detector.colorize import colorize
+from imgcheck.colorizing import colorize
 
 SIDE = 640
 COUNTS = {"real": 8, "colorized": 8, "grayscale": 4}

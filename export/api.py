@@ -183,12 +183,12 @@ def _variants(
     """Build int8/fp16, measure AUC and speed vs fp32, keep those that lose <= 0.005 AUC."""
     import onnx
 
-    from imgcheck.detector.session import Device, create_session
     from imgcheck.export import manifest as mf
     from imgcheck.export import variants as ev
     from imgcheck.export.onnx_export import io_spec
     from imgcheck.export.quantize import build_variants
     from imgcheck.export.verify import detector_shapes, verify_detector
+    from imgcheck.session import Device, create_session
 
     skipped = manifest["variants_skipped"]
     paths = ev.list_images(calib) if calib is not None else ev.validation_images(run.run_dir)

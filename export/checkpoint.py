@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from imgcheck.detector.view import ViewSpec
 from imgcheck.export.errors import ExportError
 from imgcheck.trainer.detector_head import ForensicConfig, ForensicDetector
 from imgcheck.trainer.nets import (
@@ -22,6 +21,7 @@ from imgcheck.trainer.nets import (
     PatchDiscriminator,
     UNetColorizer,
 )
+from imgcheck.view import ViewSpec
 
 FINAL = Path("checkpoints") / "final.pt"
 REQUIRED = (

@@ -43,9 +43,9 @@ def export_command(
         )
         raise typer.Exit(2) from None
 
-    from imgcheck.detector.session import ModelError
     from imgcheck.export.api import export_run
     from imgcheck.export.errors import ExportError
+    from imgcheck.session import ModelError
 
     def say(message: str) -> None:
         typer.echo(f"export: {message}", err=True)

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from imgcheck.detector.models import MANIFEST, sha256_file
+from imgcheck.models import MANIFEST, sha256_file
 
 
 def clean(value: Any) -> Any:

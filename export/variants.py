@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from imgcheck.detector.inputs import iter_inputs
-from imgcheck.detector.metrics import roc_auc
-from imgcheck.detector.view import ViewSpec, aggregate, make_views
+from imgcheck.inputs import iter_inputs
+from imgcheck.metrics import roc_auc
 from imgcheck.trainer.data import load_rgb as _load_rgb
+from imgcheck.view import ViewSpec, aggregate, make_views
 
 MAX_AUC_DROP = 0.005
 
@@ -138,7 +138,7 @@ def measure(
     onnxruntime has it (reported as `fp32_cuda` too); otherwise on CPU, where its speed says
     nothing about a GPU (the `provider` field tells which).
     """
-    from imgcheck.detector.session import Device, available_providers, create_session
+    from imgcheck.session import Device, available_providers, create_session
 
     if use_cuda is None:
         use_cuda = "CUDAExecutionProvider" in available_providers()

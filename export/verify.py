@@ -32,10 +32,10 @@ import numpy as np
 import onnx
 import torch
 
-from imgcheck.detector.session import Device, create_session
 from imgcheck.export.errors import ParityError
 from imgcheck.export.graphs import ColorizerGraph, DetectorGraph
 from imgcheck.export.samples import natural_images, noise_images, to_grey
+from imgcheck.session import Device, create_session
 
 FLOAT_BOUND = 1e-4
 RGB_FLOAT_BOUND = 2e-3

@@ -8,7 +8,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from imgcheck.detector.results import ScanResult, Status, Summary, Verdict
+from imgcheck.results import ScanResult, Status, Summary, Verdict
 
 # The bytes b"bad\xff\xfe.jpg" as os.fsdecode gives them on a UTF-8 system (PEP 383 surrogates).
 NON_UTF8 = (

@@ -117,7 +117,7 @@ def test_grey_check_matches_the_reference_definition() -> None:
     import numpy as np
     from PIL import Image
 
-    from imgcheck.detector.decode import GREY_TOLERANCE, is_grey_rgb
+    from imgcheck.decode import GREY_TOLERANCE, is_grey_rgb
 
     def reference(image: Image.Image) -> bool:
         factor = max(1, max(image.size) // 256)
@@ -144,7 +144,7 @@ def test_grey_check_matches_the_reference_definition() -> None:
 
 
 def test_sessions_do_not_spin_by_default(model_dir: Path) -> None:
-    from imgcheck.detector.session import Device, create_session
+    from imgcheck.session import Device, create_session
 
     def spinning(session: object) -> str:
         options = session.get_session_options()  # type: ignore[attr-defined]

@@ -22,9 +22,9 @@ from fixtures_onnx import colourful, muted, write_model_folder
 from PIL import Image
 from typer.testing import CliRunner
 
-from imgcheck.detector import baseline as baseline_mod
-from imgcheck.detector import ignore
-from imgcheck.detector.cli_scan import scan_command
+from imgcheck import baseline as baseline_mod
+from imgcheck import ignore
+from imgcheck.cli_scan import scan_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
@@ -224,8 +224,8 @@ def test_github_annotations_escaped_and_repo_relative(
 
 
 def test_github_escapes_newlines_in_names(tmp_path: Path) -> None:
-    from imgcheck.detector.reports import open_reporter
-    from imgcheck.detector.results import ScanResult, Status, Summary, Verdict
+    from imgcheck.reports import open_reporter
+    from imgcheck.results import ScanResult, Status, Summary, Verdict
 
     stream = io.StringIO()
     reporter = open_reporter("github", stream, threshold=0.5)
@@ -387,8 +387,8 @@ def test_json_and_jsonl_name_the_model_without_a_path(tmp_path: Path, model_dir:
 def test_heic_and_avif(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import features
 
-    from imgcheck.detector import plugins
-    from imgcheck.detector.decode import decode
+    from imgcheck import plugins
+    from imgcheck.decode import decode
 
     heic = tmp_path / "phone.heic"
     try:

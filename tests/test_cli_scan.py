@@ -19,11 +19,11 @@ from fixtures_onnx import colourful, muted, write_detector, write_model_folder
 from PIL import Image
 from typer.testing import CliRunner
 
-from imgcheck.detector import cli_scan
-from imgcheck.detector import decode as decode_mod
-from imgcheck.detector.cli_scan import scan_command
+from imgcheck import cli_scan
+from imgcheck import decode as decode_mod
+from imgcheck.cli_scan import scan_command
 
-# Tested on its own app: imgcheck/cli.py registers every command, some still being written.
+# Tested on its own app: detector/cli.py registers every command, some still being written.
 app = typer.Typer(pretty_exceptions_enable=False)
 app.command("scan")(scan_command)
 
@@ -145,7 +145,7 @@ def test_usage_errors_exit_2(photos: Path, model_dir: Path) -> None:
 def test_internal_error_is_one_line(
     photos: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from imgcheck.detector import scan as scan_mod
+    from imgcheck import scanning as scan_mod
 
     def boom(self: object, items: object) -> None:
         raise RuntimeError("something broke\nsecond line")
@@ -268,7 +268,7 @@ def test_unreadable_file_row(
 
 
 def test_batch_size_default_matches_pipeline() -> None:
-    from imgcheck.detector.scan import DEFAULT_BATCH_SIZE
+    from imgcheck.scanning import DEFAULT_BATCH_SIZE
 
     assert cli_scan.BATCH_SIZE == DEFAULT_BATCH_SIZE
 
@@ -284,7 +284,7 @@ def test_exit_code_rule() -> None:
 
 _HELP_PROBE = """
 import sys, typer
-from imgcheck.detector.cli_scan import scan_command
+from imgcheck.cli_scan import scan_command
 app = typer.Typer()
 app.command("scan")(scan_command)
 @app.callback()
@@ -325,7 +325,7 @@ def test_root_help_imports_nothing_heavy() -> None:
 def test_progress_bar_off_when_not_interactive() -> None:
     from rich.console import Console
 
-    from imgcheck.detector.progress import ScanProgress
+    from imgcheck.progress import ScanProgress
 
     piped = ScanProgress(Console(file=io.StringIO()))
     assert not piped.active

@@ -18,8 +18,8 @@ from fixtures_colorizer import (
 )
 from PIL import Image, ImageCms
 
-from imgcheck.detector import colorize as cz
-from imgcheck.detector.outputs import (
+from imgcheck import colorizing as cz
+from imgcheck.outputs import (
     TEMP_SUFFIX,
     Format,
     InputCollision,
@@ -30,7 +30,7 @@ from imgcheck.detector.outputs import (
     remove_stale_temps,
     safe_join,
 )
-from imgcheck.detector.session import ModelError
+from imgcheck.session import ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,7 +128,7 @@ def test_icc_profile_converted_or_passed_through(model: Path) -> None:
 def test_api_and_cli_module_stay_light(model: Path) -> None:
     """--help must not pay for onnxruntime/numpy/PIL; colorize never imports torch."""
     code = (
-        "import sys; from imgcheck.detector import cli_colorize; "
+        "import sys; from imgcheck import cli_colorize; "
         "heavy = [m for m in ('onnxruntime', 'numpy', 'PIL', 'torch') if m in sys.modules]; "
         "assert not heavy, heavy; "
         "import numpy as np, imgcheck; "

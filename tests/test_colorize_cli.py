@@ -17,15 +17,15 @@ from fixtures_colorizer import TINT, expected_colorized, write_colorizer_file
 from PIL import Image
 from typer.testing import CliRunner
 
-from imgcheck.detector.cli_colorize import colorize_command
-from imgcheck.detector.outputs import TEMP_SUFFIX
+from imgcheck.cli_colorize import colorize_command
+from imgcheck.outputs import TEMP_SUFFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = typer.Typer()
 APP.command()(colorize_command)
 # The command alone, as a script: works whatever state the other commands of imgcheck.cli are in.
 SCRIPT = (
-    "import typer; from imgcheck.detector.cli_colorize import colorize_command; "
+    "import typer; from imgcheck.cli_colorize import colorize_command; "
     "typer.run(colorize_command)"
 )
 

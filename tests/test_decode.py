@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgcheck.detector import decode as decode_mod
-from imgcheck.detector.decode import Decoded, DecodeError, DecodeFailure, decode, decode_file
+from imgcheck import decode as decode_mod
+from imgcheck.decode import Decoded, DecodeError, DecodeFailure, decode, decode_file
 
 
 def _colour(w: int = 64, h: int = 48, seed: int = 0) -> Image.Image:

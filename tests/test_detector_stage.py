@@ -81,7 +81,7 @@ def test_export_of_the_forensic_detector_matches_torch(run: Path, tmp_path: Path
     photo = next((run.parent / "photos").rglob("*.png"))
     [row] = list(imgcheck.scan([str(photo)], model=str(out)))
     trained = load_run(run)
-    from imgcheck.detector.view import ViewSpec, aggregate, make_views
+    from imgcheck.view import ViewSpec, aggregate, make_views
 
     spec = ViewSpec.from_dict(manifest["detector"]["view"])
     crops, _ = make_views(Image.open(photo).convert("RGB"), spec)

@@ -18,8 +18,8 @@ from fixtures_onnx import colourful, muted, write_detector, write_model_folder
 from PIL import Image
 from typer.testing import CliRunner
 
-from imgcheck.detector.cli_evaluate import evaluate_command
-from imgcheck.detector.metrics import binary_report
+from imgcheck.cli_evaluate import evaluate_command
+from imgcheck.metrics import binary_report
 
 pytest.importorskip("onnxruntime")
 
@@ -62,7 +62,7 @@ def _run(*args: str):
 
 def _reference(dataset: dict[str, Path], threshold: float | None = None) -> dict:
     """The same metrics computed independently from the public scan() API."""
-    from imgcheck.detector.scan import scan
+    from imgcheck.scanning import scan
 
     labels, scores = [], []
     for label, folder in ((0, dataset["real"]), (1, dataset["fake"])):
@@ -74,7 +74,7 @@ def _reference(dataset: dict[str, Path], threshold: float | None = None) -> dict
 
 
 def test_evaluate_api_matches_scan_and_counts_exclusions(dataset) -> None:
-    from imgcheck.detector.evaluate import evaluate
+    from imgcheck.evaluate import evaluate
 
     result = evaluate(dataset["real"], dataset["fake"], model=dataset["model"], device="cpu")
     want = _reference(dataset)
@@ -177,16 +177,16 @@ def test_bad_input_exits_2_with_a_message(dataset, case: str, needle: str) -> No
 def test_no_torch_and_lazy_onnxruntime() -> None:
     code = (
         "import sys\n"
-        "import imgcheck.detector.cli_evaluate\n"
+        "import imgcheck.cli_evaluate\n"
         "assert 'onnxruntime' not in sys.modules, 'cli module imported onnxruntime'\n"
-        "import imgcheck.detector.evaluate, imgcheck.detector.metrics\n"
+        "import imgcheck.evaluate, imgcheck.metrics\n"
         "assert 'torch' not in sys.modules, 'runtime imported torch'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_variant_is_measured_and_missing_one_exits_2(dataset) -> None:
-    from imgcheck.detector.evaluate import evaluate
+    from imgcheck.evaluate import evaluate
 
     model = write_model_folder(dataset["root"] / "mv", variants=("int8",))
     args = ["--real", str(dataset["real"]), "--fake", str(dataset["fake"]), "--model", str(model)]

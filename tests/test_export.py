@@ -24,12 +24,12 @@ typer = pytest.importorskip("typer")
 from fixtures_export import make_run  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from imgcheck.detector.models import resolve, sha256_file  # noqa: E402
 from imgcheck.export.api import export_run  # noqa: E402
 from imgcheck.export.checkpoint import load_run  # noqa: E402
 from imgcheck.export.cli import export_command  # noqa: E402
 from imgcheck.export.graphs import ColorizerGraph, DetectorGraph  # noqa: E402
 from imgcheck.export.samples import natural_images, to_grey  # noqa: E402
+from imgcheck.models import resolve, sha256_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -202,8 +202,8 @@ def test_models_run_without_torch(exported: tuple[Path, Path, dict]) -> None:
         sys.modules["torch"] = None  # any torch import now fails
         from pathlib import Path
         import numpy as np
-        from imgcheck.detector.models import resolve
-        from imgcheck.detector.session import Device, create_session
+        from imgcheck.models import resolve
+        from imgcheck.session import Device, create_session
         folder = Path({str(out)!r})
         x = np.random.default_rng(0).integers(0, 256, (3, 40, 56, 3), dtype=np.uint8)
         for variant in [None, *{[k.split("_")[1] for k in manifest["variants"]]!r}]:

@@ -24,10 +24,10 @@ import pytest
 from fixtures_colorizer import write_colorizer_file
 from PIL import Image
 
-from imgcheck.detector import atomic
-from imgcheck.detector import colorize as cz
-from imgcheck.detector.atomic import TEMP_SUFFIX, atomic_open, atomic_write, remove_stale_temps
-from imgcheck.detector.outputs import Format, OutputPlanner, save_image
+from imgcheck import atomic
+from imgcheck import colorizing as cz
+from imgcheck.atomic import TEMP_SUFFIX, atomic_open, atomic_write, remove_stale_temps
+from imgcheck.outputs import Format, OutputPlanner, save_image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,7 @@ import sys
 import numpy as np
 from pathlib import Path
 from PIL import Image
-from imgcheck.detector.outputs import save_image
+from imgcheck.outputs import save_image
 folder = Path(sys.argv[1])
 im = Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), np.uint8))
 try:
@@ -190,7 +190,7 @@ def test_colorize_full_disk_is_an_error_row_and_a_rerun_redoes_it(
 
 KILLED_WRITER = """
 import sys, time
-from imgcheck.detector.atomic import atomic_open
+from imgcheck.atomic import atomic_open
 with atomic_open(sys.argv[1], "wb") as f:
     f.write(b"half of the new")
     f.flush()
@@ -294,13 +294,13 @@ def _within(seconds: float, fn, *args):
 def scanner(tmp_path: Path):
     from fixtures_onnx import write_model_folder
 
-    from imgcheck.detector.scan import Scanner
+    from imgcheck.scanning import Scanner
 
     return Scanner(write_model_folder(tmp_path / "model"), "cpu", workers=2)
 
 
 def test_file_swapped_for_a_fifo_after_the_walk_is_an_error_row(tmp_path: Path, scanner) -> None:
-    from imgcheck.detector.inputs import InputItem
+    from imgcheck.inputs import InputItem
 
     fifo = tmp_path / "photo.jpg"
     os.mkfifo(fifo)  # the walk saw a JPEG here; now it is a pipe nobody writes to
@@ -309,14 +309,14 @@ def test_file_swapped_for_a_fifo_after_the_walk_is_an_error_row(tmp_path: Path, 
 
 
 def test_sniffing_an_extensionless_fifo_does_not_block(tmp_path: Path) -> None:
-    from imgcheck.detector import inputs
+    from imgcheck import inputs
 
     os.mkfifo(tmp_path / "photo")
     assert _within(10, inputs._looks_like_image, str(tmp_path / "photo"), "photo") is False
 
 
 def test_file_deleted_after_the_walk_is_an_error_row(tmp_path: Path, scanner) -> None:
-    from imgcheck.detector.inputs import InputItem
+    from imgcheck.inputs import InputItem
 
     _noise().save(tmp_path / "a.png")
     items = [InputItem(str(tmp_path / "a.png")), InputItem(str(tmp_path / "gone.png"))]
@@ -327,9 +327,9 @@ def test_file_deleted_after_the_walk_is_an_error_row(tmp_path: Path, scanner) ->
 
 # --- scan -o: never over an input, only over our own reports -------------------------------
 
-SCAN = "import typer; from imgcheck.detector.cli_scan import scan_command; typer.run(scan_command)"
+SCAN = "import typer; from imgcheck.cli_scan import scan_command; typer.run(scan_command)"
 COLORIZE = (
-    "import typer; from imgcheck.detector.cli_colorize import colorize_command; "
+    "import typer; from imgcheck.cli_colorize import colorize_command; "
     "typer.run(colorize_command)"
 )
 
@@ -537,7 +537,7 @@ def test_path_under_unreadable_folder_says_permission_denied(
 ) -> None:
     import typer
 
-    from imgcheck.detector import cli_scan
+    from imgcheck import cli_scan
 
     locked = str(tmp_path / "locked" / "a.jpg")
     real = os.lstat
@@ -654,8 +654,8 @@ def test_hostile_manifest_is_one_line_exit_2(
 
 
 def test_manifest_checks_also_guard_the_python_api(tmp_path: Path) -> None:
-    from imgcheck.detector.scan import Scanner
-    from imgcheck.detector.session import ModelError
+    from imgcheck.scanning import Scanner
+    from imgcheck.session import ModelError
 
     folder = _edited_model(tmp_path, lambda d: d.update(threshold=5.0))
     with pytest.raises(ModelError, match="threshold"):
@@ -666,8 +666,8 @@ def test_manifest_checks_also_guard_the_python_api(tmp_path: Path) -> None:
 
 
 def test_decode_budget_serialises_big_images_across_workers(tmp_path: Path, scanner) -> None:
-    from imgcheck.detector.decode import MemoryBudget, decode, decode_cost
-    from imgcheck.detector.inputs import InputItem
+    from imgcheck.decode import MemoryBudget, decode, decode_cost
+    from imgcheck.inputs import InputItem
 
     for i in range(4):
         _noise(400, 300, i).save(tmp_path / f"{i}.png")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imgcheck.detector import inputs
-from imgcheck.detector.inputs import InputItem, display_path, iter_inputs, sniff
+from imgcheck import inputs
+from imgcheck.inputs import InputItem, display_path, iter_inputs, sniff
 
 
 def _img(path: Path, fmt: str = "PNG") -> Path:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from imgcheck.detector.metrics import (
+from imgcheck.metrics import (
     average_precision,
     binary_report,
     roc_auc,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from imgcheck.detector.models import DEFAULT_DIR, MANIFEST, resolve
-from imgcheck.detector.session import ModelError
+from imgcheck.models import DEFAULT_DIR, MANIFEST, resolve
+from imgcheck.session import ModelError
 
 SHIPPED = (DEFAULT_DIR / MANIFEST).is_file()
 

@@ -6,6 +6,7 @@ pyproject's explicit list, so this builds a real wheel and looks inside.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -15,15 +16,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPING = {
-    "imgcheck": "imgcheck",
-    "detector": "imgcheck/detector",
+    "detector": "imgcheck",
     "trainer": "imgcheck/trainer",
     "export": "imgcheck/export",
 }
 
 
 @pytest.fixture(scope="module")
-def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
@@ -41,9 +41,38 @@ def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         check=True,
         cwd=out,
     )
-    (wheel,) = out.glob("imgcheck_colorize-*.whl")  # distribution name: imgcheck-colorize
+    (built,) = out.glob("imgcheck_colorize-*.whl")  # distribution name: imgcheck-colorize
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel_names(wheel: Path) -> set[str]:
     with zipfile.ZipFile(wheel) as zf:
         return set(zf.namelist())
+
+
+def test_installed_wheel_runs_from_the_clone_root(wheel: Path, tmp_path: Path) -> None:
+    """`python -m imgcheck` in a clone's root puts the root first on sys.path: no folder there
+    may shadow the installed package (0.1 had an `imgcheck/` folder without `detector`)."""
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    probe = (
+        "import imgcheck, imgcheck.scanning, imgcheck.models; from imgcheck import scan; "
+        "print(imgcheck.__file__)"
+    )
+    where = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()).is_relative_to(site)
+    version = subprocess.run(
+        [sys.executable, "-m", "imgcheck", "--version"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("imgcheck ")
 
 
 def test_wheel_holds_every_source_module(wheel_names: set[str]) -> None:
@@ -71,7 +100,7 @@ def test_wheel_ships_the_models_listed_in_the_manifest(wheel_names: set[str]) ->
     files = [data[k]["file"] for k in ("detector", "colorizer")]
     files += [v["file"] for v in data.get("variants", {}).values()]
     for name in ["manifest.json", *files]:
-        assert f"imgcheck/detector/models/{name}" in wheel_names
+        assert f"imgcheck/models/{name}" in wheel_names
 
 
 def test_ci_runs_the_readme_test_command() -> None:

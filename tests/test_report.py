@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from PIL import Image  # noqa: E402
 
-from imgcheck.detector.metrics import binary_report  # noqa: E402
+from imgcheck.metrics import binary_report  # noqa: E402
 from imgcheck.trainer.report import (  # noqa: E402
     comparison_grid,
     evaluate_colorizer,

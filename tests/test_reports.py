@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from fixtures_reports import HOSTILE, NON_UTF8, sample_results, summary_of
 
-from imgcheck.detector.reports import FORMATS, Reporter, atomic_output, open_reporter
-from imgcheck.detector.reports.cells import csv_text, printable, safe_text
-from imgcheck.detector.results import CSV_COLUMNS
+from imgcheck.reports import FORMATS, Reporter, atomic_output, open_reporter
+from imgcheck.reports.cells import csv_text, printable, safe_text
+from imgcheck.results import CSV_COLUMNS
 
 
 def render(fmt: str, rows=None, **kwargs) -> str:
@@ -159,7 +159,7 @@ def test_table_shows_rows_footer_and_escapes(monkeypatch):
 
 
 def test_table_streams_in_chunks(monkeypatch):
-    from imgcheck.detector.reports import table
+    from imgcheck.reports import table
 
     monkeypatch.setattr(table, "CHUNK_ROWS", 2)
     stream = io.StringIO()
@@ -188,7 +188,7 @@ def test_every_format_is_a_reporter_and_unknown_is_rejected():
 def test_reports_do_not_import_onnxruntime_or_torch():
     code = (
         "import io, sys\n"
-        "from imgcheck.detector.reports import FORMATS, open_reporter\n"
+        "from imgcheck.reports import FORMATS, open_reporter\n"
         "for f in FORMATS: open_reporter(f, io.StringIO(), threshold=0.5)\n"
         "bad = [m for m in ('onnxruntime', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
@@ -236,8 +236,8 @@ def test_atomic_output_stdout_bytes_match_file(tmp_path: Path):
     code = (
         "import io, sys\n"
         "from pathlib import Path\n"
-        "from imgcheck.detector.reports import atomic_output, open_reporter\n"
-        "from imgcheck.detector.results import ScanResult, Status, Summary\n"
+        "from imgcheck.reports import atomic_output, open_reporter\n"
+        "from imgcheck.results import ScanResult, Status, Summary\n"
         "for target in (None, Path(sys.argv[1])):\n"
         "    with atomic_output(target) as s:\n"
         "        r = open_reporter('csv', s, threshold=0.5)\n"

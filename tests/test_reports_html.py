@@ -12,9 +12,9 @@ import numpy as np
 from fixtures_reports import flagged, sample_results, summary_of
 from PIL import Image
 
-from imgcheck.detector.reports import make_thumbnail, open_reporter
-from imgcheck.detector.reports.heatmap import heat_values, heatmap_png
-from imgcheck.detector.results import ScanResult, Status, Verdict
+from imgcheck.reports import make_thumbnail, open_reporter
+from imgcheck.reports.heatmap import heat_values, heatmap_png
+from imgcheck.results import ScanResult, Status, Verdict
 
 
 def render(rows) -> str:
@@ -118,7 +118,7 @@ def test_html_footer_filter_counts_and_empty_report():
 
 
 def test_html_caps_plain_thumbnails(monkeypatch):
-    from imgcheck.detector.reports import html_report
+    from imgcheck.reports import html_report
 
     monkeypatch.setattr(html_report, "MAX_PLAIN_THUMBNAILS", 1)
     real = [ScanResult(f"r{i}.png", Status.OK, 0.1, Verdict.REAL, 9, 9, "PNG") for i in range(3)]

@@ -11,9 +11,9 @@ import pytest
 from fixtures_reports import flagged, sample_results, summary_of
 
 from imgcheck import __version__
-from imgcheck.detector.reports import open_reporter
-from imgcheck.detector.reports.sarif import artifact_location as _artifact_location
-from imgcheck.detector.results import ScanResult, Status
+from imgcheck.reports import open_reporter
+from imgcheck.reports.sarif import artifact_location as _artifact_location
+from imgcheck.results import ScanResult, Status
 
 LEVELS = {"none", "note", "warning", "error"}
 

@@ -12,12 +12,12 @@ from fixtures_onnx import TEST_VIEW, colourful, muted, write_detector, write_mod
 from PIL import Image
 
 import imgcheck
-from imgcheck.detector import view as view_mod
-from imgcheck.detector.inputs import InputItem
-from imgcheck.detector.results import ScanResult, Status, Verdict
-from imgcheck.detector.scan import Scanner, parse_view, scan
-from imgcheck.detector.session import ModelError
-from imgcheck.detector.view import ViewSpec
+from imgcheck import view as view_mod
+from imgcheck.inputs import InputItem
+from imgcheck.results import ScanResult, Status, Verdict
+from imgcheck.scanning import Scanner, parse_view, scan
+from imgcheck.session import ModelError
+from imgcheck.view import ViewSpec
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_cuda_fallback_warns_on_auto_and_fails_on_cuda(
     model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ORT silently runs on CPU when CUDA cannot start: auto warns, an explicit cuda refuses."""
-    from imgcheck.detector import session
+    from imgcheck import session
 
     monkeypatch.setattr(
         session, "available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]

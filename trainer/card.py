@@ -1,7 +1,7 @@
 """Measure every number in MODEL_CARD.md, on the shipped ONNX models and a held-out split.
 
 Why a separate tool from the trainer's own report: the card must describe what users get,
-so the detector is scored through `imgcheck.detector.scan.scan` (the ONNX runtime path,
+so the detector is scored through `imgcheck.scanning.scan` (the ONNX runtime path,
 JPEG-decoded files and the shipped threshold) and our colorizer through the exported ONNX
 colorizer, not through the PyTorch modules that produced them.
 
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from imgcheck.detector.metrics import binary_report
-from imgcheck.detector.results import Status
+from imgcheck.metrics import binary_report
+from imgcheck.results import Status
 from imgcheck.trainer.baselines import EVAL_ONLY
 from imgcheck.trainer.data import Split, load_rgb, to_image
 from imgcheck.trainer.nets import ColorizerConfig, UNetColorizer
@@ -73,7 +73,7 @@ def _degrade(src: Path, dst: Path, condition: str) -> None:
 
 
 def _scores(folder: Path, models: Path) -> np.ndarray:
-    from imgcheck.detector.scan import scan
+    from imgcheck.scanning import scan
 
     results = list(scan([folder], model=models, device="cpu"))
     bad = [r for r in results if r.status is not Status.OK]
@@ -90,7 +90,7 @@ def _report(real: np.ndarray, fake: np.ndarray, threshold: float) -> dict[str, A
 
 
 def _onnx_colorizer(models: Path) -> Callable[[torch.Tensor], torch.Tensor]:
-    from imgcheck.detector.colorize import colorize
+    from imgcheck.colorizing import colorize
 
     def run(batch: torch.Tensor) -> torch.Tensor:
         outs = []
@@ -124,7 +124,7 @@ def measure(
     run: Path, models: Path, out: Path, data: Path | None = None, limit: int | None = None
 ) -> dict[str, Any]:
     """Compute all model-card tables; write `metrics.json`, `tables.md` and a figure to `out`."""
-    from imgcheck.detector.models import resolve
+    from imgcheck.models import resolve
 
     t0 = time.perf_counter()
     split = Split.from_dict(json.loads((run / "split.json").read_text()))

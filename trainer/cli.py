@@ -180,7 +180,7 @@ def train_command(
 
         if os.environ.get("IMGCHECK_DEBUG"):
             raise
-        from imgcheck.detector.cli_common import internal_error
+        from imgcheck.cli_common import internal_error
 
         where = f"cannot resume {out} (a damaged run folder?): " if resume else ""
         typer.echo(f"imgcheck train: {where}{internal_error(exc)}", err=True)

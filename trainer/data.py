@@ -26,9 +26,9 @@ import torch
 from PIL import Image, ImageFilter
 from torch.utils.data import Dataset, DistributedSampler
 
-from imgcheck.detector.decode import Decoded, decode
-from imgcheck.detector.inputs import iter_inputs
-from imgcheck.detector.models import sha256_file
+from imgcheck.decode import Decoded, decode
+from imgcheck.inputs import iter_inputs
+from imgcheck.models import sha256_file
 from imgcheck.trainer.config import TrainError
 
 MIN_SIDE = 32  # smaller photos are skipped: the discriminator needs 32 px

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from imgcheck.detector.view import aggregate
 from imgcheck.trainer.forensics import FEATURES, tile_features
+from imgcheck.view import aggregate
 
 
 @dataclass(frozen=True)

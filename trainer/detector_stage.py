@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 
-from imgcheck.detector.view import ViewSpec
 from imgcheck.trainer.config import TrainConfig, TrainError
 from imgcheck.trainer.data import Split, load_rgb, to_tensor
 from imgcheck.trainer.lofo import ZooData, fit_shipped, markdown_table, run_lofo
@@ -31,6 +30,7 @@ from imgcheck.trainer.nets import ColorizerConfig
 from imgcheck.trainer.runs import load_checkpoint, load_json, save_json, save_torch
 from imgcheck.trainer.zoo import ZooContext, build_zoo, families
 from imgcheck.trainer.zoo_data import precompute
+from imgcheck.view import ViewSpec
 
 FIT_PHOTOS = 256  # training photos the fitted families (knn, lut, cnn, exemplar refs) see
 

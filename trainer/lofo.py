@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from imgcheck.detector.metrics import roc_auc, threshold_for_fpr
+from imgcheck.metrics import roc_auc, threshold_for_fpr
 from imgcheck.trainer.detector_head import (
     ForensicConfig,
     ForensicDetector,

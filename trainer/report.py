@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from imgcheck.detector.atomic import atomic_open, atomic_write
-from imgcheck.detector.metrics import binary_report
+from imgcheck.atomic import atomic_open, atomic_write
+from imgcheck.metrics import binary_report
 from imgcheck.trainer.colour import lab_to_rgb, rgb_to_lab, rgb_to_luminance
 from imgcheck.trainer.metrics import colorfulness, mean_delta_e2000, psnr, ssim
 
@@ -293,7 +293,7 @@ def write_report(
 ) -> tuple[Path, Path]:
     """Write `report.json` (nan -> null) and `report.md` (Markdown tables) into `run_dir`.
 
-    Both are written atomically (`imgcheck.detector.atomic`: tmp + fsync + os.replace), so a
+    Both are written atomically (`imgcheck.atomic`: tmp + fsync + os.replace), so a
     crash never leaves half a report beside a finished checkpoint. Returns (json path,
     markdown path).
     """

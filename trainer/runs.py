@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import imgcheck
-from imgcheck.detector.atomic import atomic_write
+from imgcheck.atomic import atomic_write
 from imgcheck.trainer.config import TrainError
 
 
@@ -45,7 +45,7 @@ class RunDir:
 
 def _replace_atomically(path: Path, write: Any) -> None:
     """Write through `write(file)` to a temporary sibling, fsync, then rename over `path`
-    (the runtime's shared writer, `imgcheck.detector.atomic`); creates the folder first."""
+    (the runtime's shared writer, `imgcheck.atomic`); creates the folder first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, write)
 

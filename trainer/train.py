@@ -50,8 +50,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 import imgcheck
-from imgcheck.detector.metrics import binary_report, threshold_for_fpr
-from imgcheck.detector.view import ViewSpec, aggregate, make_views
+from imgcheck.metrics import binary_report, threshold_for_fpr
 from imgcheck.trainer import baselines, report
 from imgcheck.trainer.colour import rgb_to_lab_normalized
 from imgcheck.trainer.config import PHASES, RUNTIME_FIELDS, TrainConfig, TrainError
@@ -87,6 +86,7 @@ from imgcheck.trainer.runs import (
     set_rng_state,
     versions,
 )
+from imgcheck.view import ViewSpec, aggregate, make_views
 
 VAL_LOSS_IMAGES = 32  # validation photos in the per-epoch val_l1 (fixed, first by path)
 BASELINE_FIT_IMAGES = 256  # training photos the baseline colorizers are fitted on

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from imgcheck.detector.atomic import atomic_open
-from imgcheck.detector.view import ViewSpec, make_views
+from imgcheck.atomic import atomic_open
 from imgcheck.trainer.data import item_rng, load_rgb, to_image, to_tensor
 from imgcheck.trainer.forensics import FEATURES, tile_features
 from imgcheck.trainer.zoo import ZooColorizer
+from imgcheck.view import ViewSpec, make_views
 
 VAL_VARIANTS = ("clean", "q75", "420")
 

@@ -14,7 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from imgcheck.detector.session import ModelError
+from imgcheck.session import ModelError
 
 DEFAULT_DIR = Path(__file__).resolve().parent
 MANIFEST = "manifest.json"
@@ -69,7 +69,7 @@ def _from_onnx_metadata(path: Path, kind: str) -> ModelInfo:
     """A bare .onnx file given with --model: threshold/view come from its metadata_props."""
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
-    from imgcheck.detector.session import _ort
+    from imgcheck.session import _ort
 
     try:
         meta = _ort().InferenceSession(str(path), providers=["CPUExecutionProvider"])

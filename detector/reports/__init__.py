@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TextIO
 
-from imgcheck.detector.reports.atomic import atomic_output
-from imgcheck.detector.reports.base import Reporter
-from imgcheck.detector.reports.cells import safe_text
+from imgcheck.reports.atomic import atomic_output
+from imgcheck.reports.base import Reporter
+from imgcheck.reports.cells import safe_text
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -49,31 +49,31 @@ def open_reporter(
         model = safe_text(model)
     described = model_info if model_info is not None else model
     if fmt == "csv":
-        from imgcheck.detector.reports.csv_report import CsvReporter
+        from imgcheck.reports.csv_report import CsvReporter
 
         return CsvReporter(stream)
     if fmt == "jsonl":
-        from imgcheck.detector.reports.json_report import JsonlReporter
+        from imgcheck.reports.json_report import JsonlReporter
 
         return JsonlReporter(stream)
     if fmt == "json":
-        from imgcheck.detector.reports.json_report import JsonReporter
+        from imgcheck.reports.json_report import JsonReporter
 
         return JsonReporter(stream, threshold=threshold, model=described)
     if fmt == "table":
-        from imgcheck.detector.reports.table import TableReporter
+        from imgcheck.reports.table import TableReporter
 
         return TableReporter(stream, threshold=threshold, model=model, width=console_width)
     if fmt == "html":
-        from imgcheck.detector.reports.html_report import HtmlReporter
+        from imgcheck.reports.html_report import HtmlReporter
 
         return HtmlReporter(stream, threshold=threshold, model=model)
     if fmt == "sarif":
-        from imgcheck.detector.reports.sarif import SarifReporter
+        from imgcheck.reports.sarif import SarifReporter
 
         return SarifReporter(stream, threshold=threshold, model=described)
     if fmt == "github":
-        from imgcheck.detector.reports.github import GithubReporter
+        from imgcheck.reports.github import GithubReporter
 
         return GithubReporter(stream, threshold=threshold)
     raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -81,6 +81,6 @@ def open_reporter(
 
 def make_thumbnail(image: Image.Image, max_side: int = 160) -> bytes:
     """Small JPEG of `image` for the HTML report (see `heatmap.make_thumbnail`)."""
-    from imgcheck.detector.reports.heatmap import make_thumbnail as _make
+    from imgcheck.reports.heatmap import make_thumbnail as _make
 
     return _make(image, max_side)

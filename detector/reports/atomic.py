@@ -2,7 +2,7 @@
 
 A CI job that reads `report.sarif` after a crashed or interrupted scan must find either the
 previous complete file or nothing, never a truncated one. The file side is the shared atomic
-writer (`imgcheck.detector.atomic.atomic_open`) as a UTF-8 text stream.
+writer (`imgcheck.atomic.atomic_open`) as a UTF-8 text stream.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from imgcheck.detector.atomic import atomic_open
-from imgcheck.detector.terminal import printable_lines
+from imgcheck.atomic import atomic_open
+from imgcheck.terminal import printable_lines
 
 
 class _TerminalSafe(io.TextIOBase):
@@ -70,7 +70,7 @@ def atomic_output(path: Path | None, *, rich_terminal: bool = False) -> Iterator
 
     Files are opened with ``newline=""`` so the CSV writer's RFC 4180 CRLF line ends are
     written as they are. The target appears (or is replaced) only if the block succeeds; a
-    symlink is written through and a device or FIFO in place (`imgcheck.detector.atomic`).
+    symlink is written through and a device or FIFO in place (`imgcheck.atomic`).
     """
     if path is None:
         with _stdout(rich_terminal) as stream:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Protocol, runtime_checkable
 
-from imgcheck.detector.reports.cells import safe_text
-from imgcheck.detector.results import ScanResult, Status, Summary, Verdict
+from imgcheck.reports.cells import safe_text
+from imgcheck.results import ScanResult, Status, Summary, Verdict
 
 #: Version of the machine-readable report layouts (json, jsonl, sarif run properties). Bumped
 #: when a key is renamed, removed or changes meaning; new keys may appear without a bump.

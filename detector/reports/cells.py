@@ -20,8 +20,8 @@ Three different hazards, three small functions:
 from __future__ import annotations
 
 # The terminal escaping lives in one place for reports and the CLI's own messages alike.
-from imgcheck.detector.terminal import printable as printable
-from imgcheck.detector.terminal import safe_text as safe_text
+from imgcheck.terminal import printable as printable
+from imgcheck.terminal import safe_text as safe_text
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import csv
 from typing import TextIO
 
-from imgcheck.detector.reports.base import finite
-from imgcheck.detector.reports.cells import csv_path, csv_text
-from imgcheck.detector.results import CSV_COLUMNS, ScanResult, Summary
+from imgcheck.reports.base import finite
+from imgcheck.reports.cells import csv_path, csv_text
+from imgcheck.results import CSV_COLUMNS, ScanResult, Summary
 
 
 class CsvReporter:

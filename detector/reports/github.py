@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
-from imgcheck.detector.reports.base import fmt_score
-from imgcheck.detector.reports.cells import safe_text
-from imgcheck.detector.results import ScanResult, Status, Summary
+from imgcheck.reports.base import fmt_score
+from imgcheck.reports.cells import safe_text
+from imgcheck.results import ScanResult, Status, Summary
 
 
 def escape_data(text: str) -> str:
@@ -37,14 +37,14 @@ class GithubReporter:
     needs_thumbnails = False
 
     def __init__(self, stream: TextIO, *, threshold: float | None, root: str | None = None) -> None:
-        from imgcheck.detector.baseline import repo_root
+        from imgcheck.baseline import repo_root
 
         self._stream = stream
         self._threshold = threshold
         self._root = os.path.abspath(root) if root else repo_root()
 
     def _command(self, level: str, title: str, path: str, message: str) -> str:
-        from imgcheck.detector.baseline import repo_path
+        from imgcheck.baseline import repo_path
 
         file = safe_text(repo_path(path, self._root))
         props = f"title={escape_property(title)},file={escape_property(file)},line=1"

@@ -40,7 +40,7 @@ def make_thumbnail(image: Image.Image, max_side: int = 160, quality: int = 75) -
     Any mode is first brought to RGB by `decode.to_rgb` (transparency over white, 16-bit/float
     scaled to 8 bits), the same conversion the detector's input went through. A few KB per image keeps the HTML report openable.
     """
-    from imgcheck.detector.decode import to_rgb
+    from imgcheck.decode import to_rgb
 
     w, h = image.size
     scale = min(1.0, max_side / max(w, h, 1))

@@ -27,9 +27,9 @@ from importlib import resources
 from typing import TextIO
 
 from imgcheck import __version__
-from imgcheck.detector.reports.base import finite, fmt_score
-from imgcheck.detector.reports.cells import printable
-from imgcheck.detector.results import ScanResult, Status, Summary, Verdict
+from imgcheck.reports.base import finite, fmt_score
+from imgcheck.reports.cells import printable
+from imgcheck.results import ScanResult, Status, Summary, Verdict
 
 MAX_PLAIN_THUMBNAILS = 2000
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
@@ -56,7 +56,7 @@ def data_uri(data: bytes, mime: str | None = None) -> str:
 
 
 def _resource(name: str) -> str:
-    return resources.files("imgcheck.detector.reports").joinpath(name).read_text("utf-8")
+    return resources.files("imgcheck.reports").joinpath(name).read_text("utf-8")
 
 
 def _image_size(data: bytes) -> tuple[int, int] | None:
@@ -95,7 +95,7 @@ class HtmlReporter:
         size = _image_size(thumb) if thumb else None
         heat = None
         if r.flagged and r.patch_maps:
-            from imgcheck.detector.reports.heatmap import heatmap_png
+            from imgcheck.reports.heatmap import heatmap_png
 
             heat = heatmap_png(r.patch_maps, r.boxes, r.view_size, size)
         parts = []

@@ -17,8 +17,8 @@ import json
 from typing import TextIO
 
 from imgcheck import __version__
-from imgcheck.detector.reports.base import SCHEMA_VERSION, finite, json_row, summary_dict
-from imgcheck.detector.results import ScanResult, Summary
+from imgcheck.reports.base import SCHEMA_VERSION, finite, json_row, summary_dict
+from imgcheck.results import ScanResult, Summary
 
 
 def _dumps(value: object) -> str:

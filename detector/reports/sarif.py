@@ -35,9 +35,9 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from imgcheck import __version__
-from imgcheck.detector.reports.base import SCHEMA_VERSION, finite, fmt_score, summary_dict
-from imgcheck.detector.reports.cells import safe_text
-from imgcheck.detector.results import ScanResult, Status, Summary
+from imgcheck.reports.base import SCHEMA_VERSION, finite, fmt_score, summary_dict
+from imgcheck.reports.cells import safe_text
+from imgcheck.results import ScanResult, Status, Summary
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://pypi.org/project/imgcheck-colorize/"
@@ -113,7 +113,7 @@ def artifact_location(
     the repository root above `cwd` (`baseline.repo_root`)."""
     cwd = os.path.abspath(cwd or os.getcwd())
     if root is None:
-        from imgcheck.detector.baseline import repo_root
+        from imgcheck.baseline import repo_root
 
         root = repo_root(cwd)
     root = os.path.abspath(root)
@@ -136,7 +136,7 @@ def _fingerprint(rule: str, uri: str, content: str | None) -> str:
 
 def _content_hash(result: ScanResult) -> str | None:
     if result.sha256 is None:
-        from imgcheck.detector.baseline import content_sha256
+        from imgcheck.baseline import content_sha256
 
         result.sha256 = content_sha256(result.path)
     return result.sha256
@@ -153,7 +153,7 @@ class SarifReporter:
         model: dict[str, Any] | str | None = None,
         root: str | None = None,
     ) -> None:
-        from imgcheck.detector.baseline import repo_root
+        from imgcheck.baseline import repo_root
 
         self._stream = stream
         self._threshold = finite(threshold)

@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from imgcheck.detector.reports.base import fmt_score
-from imgcheck.detector.reports.cells import printable
-from imgcheck.detector.results import ScanResult, Status, Summary, Verdict
+from imgcheck.reports.base import fmt_score
+from imgcheck.reports.cells import printable
+from imgcheck.results import ScanResult, Status, Summary, Verdict
 
 CHUNK_ROWS = 64
 CHUNK_SECONDS = 1.0

@@ -38,7 +38,7 @@ def _root(
 
 def _register() -> None:
     # Imported here (not at module top) only to keep the registration list in one place.
-    from imgcheck.detector import cli_colorize, cli_evaluate, cli_scan
+    from imgcheck import cli_colorize, cli_evaluate, cli_scan
     from imgcheck.export import cli as cli_export
     from imgcheck.trainer import cli as cli_train
 

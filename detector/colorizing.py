@@ -35,11 +35,11 @@ from typing import Any, TypeVar, overload
 import numpy as np
 from PIL import Image
 
-from imgcheck.detector.decode import DEFAULT_MAX_PIXELS, Decoded, decode, to_rgb
-from imgcheck.detector.manifest import resolve_checked
-from imgcheck.detector.models import ModelInfo
-from imgcheck.detector.outputs import Target, save_image
-from imgcheck.detector.session import Device, ModelError, active_provider, create_session
+from imgcheck.decode import DEFAULT_MAX_PIXELS, Decoded, decode, to_rgb
+from imgcheck.manifest import resolve_checked
+from imgcheck.models import ModelInfo
+from imgcheck.outputs import Target, save_image
+from imgcheck.session import Device, ModelError, active_provider, create_session
 
 DEFAULT_BATCH_SIZE = 8
 # Pixels the model sees in one session.run. The graph holds several float32 full-resolution

@@ -30,14 +30,14 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
-from imgcheck.detector import view as view_mod
-from imgcheck.detector.decode import DEFAULT_MAX_PIXELS, Decoded, MemoryBudget, decode
-from imgcheck.detector.inputs import InputItem, iter_inputs
-from imgcheck.detector.manifest import resolve_checked
-from imgcheck.detector.models import ModelInfo
-from imgcheck.detector.results import ScanResult, Status, Verdict
-from imgcheck.detector.session import Device, ModelError, active_provider, create_session
-from imgcheck.detector.view import ViewSpec
+from imgcheck import view as view_mod
+from imgcheck.decode import DEFAULT_MAX_PIXELS, Decoded, MemoryBudget, decode
+from imgcheck.inputs import InputItem, iter_inputs
+from imgcheck.manifest import resolve_checked
+from imgcheck.models import ModelInfo
+from imgcheck.results import ScanResult, Status, Verdict
+from imgcheck.session import Device, ModelError, active_provider, create_session
+from imgcheck.view import ViewSpec
 
 DEFAULT_BATCH_SIZE = 8  # images per inference call (each is its view's `crop_boxes` crops)
 DEFAULT_THRESHOLD = 0.5  # only for a model that ships without a calibrated one
@@ -153,7 +153,7 @@ class Scanner:
         return str(self.info.path)
 
     def _check_device(self, device: Device) -> None:
-        from imgcheck.detector.session import available_providers
+        from imgcheck.session import available_providers
 
         cuda_available = "CUDAExecutionProvider" in available_providers()
         if self.provider == "cuda":
@@ -218,7 +218,7 @@ class Scanner:
                 format=decoded.format,
             )
             if self.thumbnails:
-                from imgcheck.detector.reports import make_thumbnail
+                from imgcheck.reports import make_thumbnail
 
                 result.thumbnail = make_thumbnail(decoded.image)
             if decoded.grayscale:
