@@ -12,7 +12,8 @@ from pathlib import Path
 
 import typer
 
-from imgcheck.cli_common import MAX_WORKERS, command_errors, exit_code_of, pixel_limit
+from imgcheck.cli_common import command_errors, exit_code_of, pixel_limit
+from imgcheck.options import MAX_WORKERS
 from imgcheck.outputs import Format
 from imgcheck.session import Device
 

@@ -30,8 +30,6 @@ import typer
 from imgcheck.session import ModelError
 from imgcheck.terminal import printable
 
-MAX_WORKERS = 64  # --workers upper bound: more threads only cost memory (10000: 2 GB RSS)
-
 
 def fail(command: str, message: str) -> typer.Exit:
     typer.echo(f"imgcheck {command}: error: {printable(message)}", err=True)

@@ -33,11 +33,11 @@ from pathlib import Path
 
 import typer
 
-from imgcheck.cli_common import MAX_WORKERS, command_errors, fail, pixel_limit, warn
+from imgcheck.cli_common import command_errors, fail, pixel_limit, warn
 from imgcheck.models import Variant
+from imgcheck.options import DEFAULT_BATCH_SIZE, MAX_WORKERS, ScanOptions
 from imgcheck.session import Device
 
-BATCH_SIZE = 8  # = scan.DEFAULT_BATCH_SIZE (not imported here: scan imports numpy); tested
 _SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _SUFFIX_FORMATS |= {".html": "html", ".htm": "html", ".sarif": "sarif"}
 
@@ -52,9 +52,9 @@ class ReportFormat(str, Enum):
     GITHUB = "github"
 
 
-def _choose_format(report: ReportFormat | None, output: Path | None) -> str:
+def _choose_format(report: str | None, output: Path | None) -> str:
     if report is not None:
-        return report.value
+        return report
     if output is not None:
         return _SUFFIX_FORMATS.get(output.suffix.lower(), "csv")
     return "table" if sys.stdout.isatty() else "csv"
@@ -150,7 +150,7 @@ def scan_command(
         help="Flag images scoring at least this. Default: the model's calibrated threshold.",
         show_default=False,
     ),
-    batch_size: int = typer.Option(BATCH_SIZE, "--batch-size", min=1, help="Images per batch."),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Images per batch."),
     workers: int = typer.Option(
         0,
         "--workers",
@@ -216,56 +216,42 @@ def scan_command(
     Exit status: 0 nothing flagged, 1 an image was flagged (or unreadable, with
     --fail-on-error; or none found, with --fail-on-empty), 2 usage, model or internal error.
     """
-    from imgcheck.config import ConfigError, resolve
+    from imgcheck.config import BY_PARAM, ConfigError, resolve
 
-    cli = {
-        "paths": list(paths or []),
-        "include": include,
-        "exclude": exclude,
-        "recursive": recursive,
-        "respect_gitignore": respect_gitignore,
-        "threshold": threshold,
-        "report": None if report is None else report.value,
-        "output": None if output is None else str(output),
-        "model": None if model is None else str(model),
-        "variant": variant.value,
-        "max_pixels": max_pixels,
-        "fail_on_error": fail_on_error,
-        "fail_on_empty": fail_on_empty,
-        "baseline": None if baseline is None else str(baseline),
-    }
+    opts = ScanOptions.from_params(ctx.params)
 
     def given(param: str) -> bool:
         if param == "paths":
-            return bool(paths)
+            return bool(opts.paths)
         # click's ParameterSource (typer may vendor click, so compared by name)
         source = ctx.get_parameter_source(param)
         return getattr(source, "name", "") in ("COMMANDLINE", "ENVIRONMENT")
 
     try:
-        settings = resolve(cli, given, config=None if config is None else str(config))
+        settings = resolve(
+            opts.settings_input(tuple(BY_PARAM)),
+            given,
+            config=None if opts.config is None else str(opts.config),
+        )
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    if show_settings:
+    if opts.show_settings:
         typer.echo(settings.describe())
         raise typer.Exit(0)
-    paths = settings["paths"]
-    if not paths:
+    opts = opts.with_settings(settings.values)
+    if not opts.paths:
         raise _fail("no paths to scan: name them (imgcheck scan PATH...) or set `paths` in config")
-    report = None if settings["report"] is None else ReportFormat(settings["report"])
-    output = None if settings["output"] is None else Path(settings["output"])
-    model = None if settings["model"] is None else Path(settings["model"])
-    _check_paths(paths)
-    if output is not None:  # before the model loads or any image is read
+    _check_paths(opts.paths)
+    if opts.output is not None:  # before the model loads or any image is read
         from imgcheck.report_target import report_target_problem
 
-        problem = report_target_problem(output, paths, force=force)
+        problem = report_target_problem(opts.output, opts.paths, force=opts.force)
         if problem is not None:
             raise _fail(problem)
 
     def describe(exc: Exception) -> str | None:
-        if isinstance(exc, OSError) and output is not None:
-            return f"cannot write report {output}: {exc.strerror or exc}"
+        if isinstance(exc, OSError) and opts.output is not None:
+            return f"cannot write report {opts.output}: {exc.strerror or exc}"
         if isinstance(exc, OSError):  # a full disk or a dead device behind stdout
             _silence_stdout()
             reason = (exc.strerror or str(exc)).lower()
@@ -274,29 +260,7 @@ def scan_command(
 
     with command_errors("scan", describe=describe):
         try:
-            code = _run(
-                paths,
-                fmt=_choose_format(report, output),
-                output=output,
-                recursive=settings["recursive"],
-                include=settings["include"],
-                exclude=settings["exclude"],
-                model=model,
-                device=device,
-                variant=Variant(settings["variant"]),
-                threshold=settings["threshold"],
-                batch_size=batch_size,
-                workers=workers,
-                max_pixels=settings["max_pixels"],
-                fail_on_error=settings["fail_on_error"],
-                fail_on_empty=settings["fail_on_empty"],
-                respect_gitignore=settings["respect_gitignore"],
-                baseline_path=settings["baseline"],
-                write_baseline=write_baseline,
-                exit_zero=exit_zero,
-                quiet=quiet,
-                view=view,
-            )
+            code = _run(opts)
         except BrokenPipeError:
             # The reader went away (`| head`): stop quietly.
             _silence_stdout()
@@ -310,30 +274,8 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def _run(
-    paths: list[str],
-    *,
-    fmt: str,
-    output: Path | None,
-    recursive: bool,
-    include: list[str],
-    exclude: list[str],
-    model: Path | None,
-    device: Device,
-    variant: Variant,
-    threshold: float | None,
-    batch_size: int,
-    workers: int,
-    max_pixels: int,
-    fail_on_error: bool,
-    exit_zero: bool,
-    quiet: bool,
-    view: str | None,
-    fail_on_empty: bool = False,
-    respect_gitignore: bool = True,
-    baseline_path: str | None = None,
-    write_baseline: Path | None = None,
-) -> int:
+def _run(opts: ScanOptions) -> int:
+    """The scan itself, from the options in force; returns the exit code."""
     import time
 
     from rich.console import Console
@@ -345,26 +287,18 @@ def _run(
     from imgcheck.results import Status, Summary, Verdict
     from imgcheck.scanning import Scanner
 
-    limit = pixel_limit(max_pixels)
+    output, write_baseline = opts.output, opts.write_baseline
+    fmt = _choose_format(opts.report, output)
     accepted = None
-    if baseline_path is not None and write_baseline is None:
+    if opts.baseline is not None and write_baseline is None:
         try:
-            accepted = baseline_mod.load(baseline_path)
+            accepted = baseline_mod.load(str(opts.baseline))
         except baseline_mod.BaselineError as exc:
             raise _fail(str(exc)) from None
 
-    scanner = Scanner(
-        model,
-        device,
-        batch_size=batch_size,
-        workers=workers or None,
-        threshold=threshold,
-        view=view,
-        max_pixels=limit,
-        variant=variant.value,
-    )
+    scanner = Scanner.from_options(opts, max_pixels=pixel_limit(opts.max_pixels))
     err = Console(stderr=True, highlight=False)
-    if not quiet:
+    if not opts.quiet:
         for message in scanner.warnings:
             warn("scan", message)
     # Only the table goes through Rich on a terminal; a machine format there is written as
@@ -376,17 +310,17 @@ def _run(
         provider=scanner.provider, threshold=scanner.threshold, variant=scanner.variant
     )
     items = iter_inputs(
-        paths,
-        recursive=recursive,
-        include=include,
-        exclude=exclude,
-        respect_gitignore=respect_gitignore,
+        opts.paths,
+        recursive=opts.recursive,
+        include=opts.include,
+        exclude=opts.exclude,
+        respect_gitignore=opts.respect_gitignore,
     )
     root = baseline_mod.repo_root()
     findings: list[baseline_mod.Finding] = []
     model_info = _model_info(scanner)
     start = time.perf_counter()
-    progress = ScanProgress(bar_console, enabled=not quiet and not (on_tty and not to_terminal))
+    progress = ScanProgress(bar_console, enabled=not opts.quiet and not (on_tty and not to_terminal))
     if output is not None and output.is_dir():
         raise _fail(f"-o {output} is a directory")
     if output is not None:  # temp reports of killed runs (kill -9) beside this one
@@ -428,9 +362,9 @@ def _run(
             stream.flush()
     typer.echo(summary_line(summary), err=True)
     if summary.total == 0:
-        hint = " (exit 1: --fail-on-empty)" if fail_on_empty else ""
+        hint = " (exit 1: --fail-on-empty)" if opts.fail_on_empty else ""
         typer.echo(
-            f"imgcheck scan: no images found in {', '.join(paths)}: check the paths, "
+            f"imgcheck scan: no images found in {', '.join(opts.paths)}: check the paths, "
             f"--include/--exclude and .gitignore (--no-ignore){hint}",
             err=True,
         )
@@ -440,7 +374,7 @@ def _run(
             f"imgcheck scan: wrote {len(findings)} accepted findings to {write_baseline}", err=True
         )
         return 0
-    if accepted is not None and not quiet:
+    if accepted is not None and not opts.quiet:
         stale = accepted.stale(root)
         for entry in stale[:20]:
             warn(
@@ -450,13 +384,13 @@ def _run(
             )
         if len(stale) > 20:
             warn("scan", f"... and {len(stale) - 20} more stale baseline entries")
-    if summary.total == 0 and fail_on_empty and not exit_zero:
+    if summary.total == 0 and opts.fail_on_empty and not opts.exit_zero:
         return 1
     return _exit_code(
         summary.by_verdict.get(Verdict.COLORIZED.value, 0) - summary.accepted,
         summary.by_status.get(Status.ERROR.value, 0),
-        fail_on_error=fail_on_error,
-        exit_zero=exit_zero,
+        fail_on_error=opts.fail_on_error,
+        exit_zero=opts.exit_zero,
     )
 
 

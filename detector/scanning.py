@@ -35,17 +35,12 @@ from imgcheck.decode import DEFAULT_MAX_PIXELS, Decoded, MemoryBudget, decode
 from imgcheck.inputs import InputItem, iter_inputs
 from imgcheck.manifest import resolve_checked
 from imgcheck.models import ModelInfo
+from imgcheck.options import DEFAULT_BATCH_SIZE, ScanOptions, default_workers
 from imgcheck.results import ScanResult, Status, Verdict
 from imgcheck.session import Device, ModelError, active_provider, create_session
 from imgcheck.view import ViewSpec
 
-DEFAULT_BATCH_SIZE = 8  # images per inference call (each is its view's `crop_boxes` crops)
 DEFAULT_THRESHOLD = 0.5  # only for a model that ships without a calibrated one
-
-
-def default_workers() -> int:
-    """Decode threads: one per core, capped (more threads than cores only add contention)."""
-    return max(1, min(8, os.cpu_count() or 1))
 
 
 def parse_view(text: str, base: ViewSpec | None = None) -> ViewSpec:
@@ -109,7 +104,7 @@ class Scanner:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.batch_size = batch_size
-        self.workers = workers if workers and workers > 0 else default_workers()
+        self.workers = workers if workers and workers > 0 else default_workers("scan")
         self.max_pixels = max_pixels
         self.thumbnails = thumbnails
         self.warnings: list[str] = []
@@ -147,6 +142,22 @@ class Scanner:
         self.budget = MemoryBudget()
         # Enough work in flight to keep every worker busy while a batch is being scored.
         self.window = max(2 * self.workers, self.batch_size + self.workers)
+
+    @classmethod
+    def from_options(cls, options: ScanOptions, **overrides: Any) -> Scanner:
+        """The scanner `options` ask for (`imgcheck scan` builds them once from its flags);
+        `overrides` replace single constructor arguments (the CLI's resolved pixel limit)."""
+        kwargs: dict[str, Any] = {
+            "batch_size": options.batch_size,
+            "workers": options.workers or None,
+            "threshold": options.threshold,
+            "view": options.view,
+            "variant": options.variant,
+        }
+        if options.max_pixels:
+            kwargs["max_pixels"] = options.max_pixels
+        kwargs.update(overrides)
+        return cls(options.model, options.device, **kwargs)
 
     @property
     def model_name(self) -> str:

@@ -267,10 +267,26 @@ def test_unreadable_file_row(
     assert rows(result.stdout)[0]["error"] == "permission denied"
 
 
-def test_batch_size_default_matches_pipeline() -> None:
-    from imgcheck.scanning import DEFAULT_BATCH_SIZE
+def test_batch_size_default_has_one_home() -> None:
+    import inspect
 
-    assert cli_scan.BATCH_SIZE == DEFAULT_BATCH_SIZE
+    from imgcheck.options import DEFAULT_BATCH_SIZE, ScanOptions
+    from imgcheck.scanning import Scanner
+
+    flag = inspect.signature(cli_scan.scan_command).parameters["batch_size"].default
+    assert flag.default == DEFAULT_BATCH_SIZE == ScanOptions().batch_size
+    assert inspect.signature(Scanner).parameters["batch_size"].default == DEFAULT_BATCH_SIZE
+
+
+def test_scan_options_from_cli_params() -> None:
+    from imgcheck.options import ScanOptions
+    from imgcheck.session import Device
+
+    opts = ScanOptions.from_params(
+        {"paths": ["a.jpg"], "device": Device.CPU, "output": "r.csv", "ctx_only": 1}
+    )
+    assert opts.device == "cpu" and opts.output == Path("r.csv") and opts.paths == ["a.jpg"]
+    assert opts.with_settings({"model": "m"}).model == Path("m")
 
 
 def test_exit_code_rule() -> None:
@@ -405,3 +421,14 @@ def test_variant_option(photos: Path, tmp_path: Path, model_dir: Path) -> None:
     result = invoke([str(photos), "--model", str(bare), "--variant", "int8"], None)
     assert result.exit_code == 2 and "single .onnx file" in result.stderr
     assert invoke([str(photos), "--variant", "int4"], folder).exit_code == 2
+
+
+def test_every_scan_flag_lands_in_scan_options() -> None:
+    """A new scan option needs its ScanOptions field, or from_params would drop it."""
+    import inspect
+    from dataclasses import fields
+
+    from imgcheck.options import ScanOptions
+
+    params = set(inspect.signature(cli_scan.scan_command).parameters) - {"ctx"}
+    assert params == {f.name for f in fields(ScanOptions)}
