@@ -189,6 +189,14 @@ def decode(
     `MemoryBudget` shared by the decode workers; the load waits for its share of it."""
     path = os.fspath(path)
     plugins.register()  # HEIC/AVIF readers where installed (once; cheap afterwards)
+    if "://" in path:  # s3://, gs://, file://: fetched through fsspec (imgcheck.sources)
+        from imgcheck import sources
+
+        if sources.is_url(path):
+            local = sources.local_path(path)
+            if local is None:
+                return _decode_url(path, max_pixels, draft_scale, grey_tolerance, budget)
+            path = local
     try:
         # Opened first, checked on the descriptor: a file swapped for a FIFO after the walk
         # saw it is refused instead of blocking the scan (imgcheck.files).
@@ -204,6 +212,29 @@ def decode(
             return _decode_open(fh, max_pixels, draft_scale, grey_tolerance, budget)
     except OSError as exc:
         return DecodeFailure(_os_message(exc))
+
+
+def _decode_url(
+    url: str,
+    max_pixels: int | None,
+    draft_scale: DraftScale,
+    grey_tolerance: int,
+    budget: MemoryBudget | None,
+) -> Decoded | DecodeFailure:
+    """`decode` of an object in storage: its bytes in memory, then the same decoder."""
+    import io
+
+    from imgcheck import sources
+
+    try:
+        data = sources.fetch(url)
+    except sources.SourceError as exc:
+        return DecodeFailure(str(exc))
+    except OSError as exc:
+        return DecodeFailure(_os_message(exc))
+    if not data:
+        return DecodeFailure("empty file (0 bytes)")
+    return _decode_open(io.BytesIO(data), max_pixels, draft_scale, grey_tolerance, budget)
 
 
 def _os_message(exc: OSError) -> str:

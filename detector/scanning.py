@@ -80,6 +80,62 @@ class _Prepared:
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
+def prepare(
+    item: InputItem,
+    spec: ViewSpec,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    budget: MemoryBudget | None = None,
+    thumbnails: bool = False,
+) -> _Prepared:
+    """Decode one input and cut its views under `spec`; any failure becomes an error row.
+
+    What `Scanner.prepare` runs in its decode threads, and what the Ray engine's CPU stage runs
+    without a model loaded (imgcheck.engine_ray): one definition, so both engines give the
+    same rows."""
+    if item.error is not None:
+        return _Prepared(ScanResult(item.path, Status.ERROR, error=item.error))
+    try:
+        decoded = decode(
+            item.path,
+            max_pixels=max_pixels,
+            draft_scale=lambda w, h: view_mod.draft_scale(w, h, spec),
+            budget=budget,
+        )
+        if not isinstance(decoded, Decoded):
+            return _Prepared(
+                ScanResult(
+                    item.path,
+                    Status.ERROR,
+                    width=decoded.width,
+                    height=decoded.height,
+                    format=decoded.format,
+                    error=decoded.error,
+                )
+            )
+        result = ScanResult(
+            item.path,
+            Status.GRAYSCALE if decoded.grayscale else Status.OK,
+            width=decoded.width,
+            height=decoded.height,
+            format=decoded.format,
+        )
+        if thumbnails:
+            from imgcheck.reports import make_thumbnail
+
+            result.thumbnail = make_thumbnail(decoded.image)
+        if decoded.grayscale:
+            return _Prepared(result)
+        source = (decoded.width, decoded.height)
+        crops, boxes = view_mod.make_views(decoded.image, spec, source_size=source)
+        target = view_mod.working_size(*source, spec)
+        result.view_size = target
+        return _Prepared(result, crops, boxes)
+    except Exception as exc:  # a bug for one odd file must not end a million-file scan
+        message = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
+        return _Prepared(ScanResult(item.path, Status.ERROR, error=message))
+
+
 class Scanner:
     """A loaded detector plus scan settings; `run(items)` streams one ScanResult per input.
 
@@ -100,6 +156,7 @@ class Scanner:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         thumbnails: bool = False,
         variant: str | None = None,
+        threads: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -114,7 +171,9 @@ class Scanner:
             "detector", Path(model) if model else None, variant
         )
         self.variant = self.info.variant  # "fp32" (calibrated), "int8" or "fp16"
-        self.session = create_session(self.info.path, device)
+        # threads: ONNX Runtime's intra-op threads (None: every core); a Ray actor that holds
+        # one CPU of a shared node asks for 1 (imgcheck.engine_ray).
+        self.session = create_session(self.info.path, device, threads)
         self.provider = active_provider(self.session)
         self._check_device(device)
         self._check_signature()
@@ -200,52 +259,21 @@ class Scanner:
 
     def prepare(self, item: InputItem) -> _Prepared:
         """Decode one input and cut its views; any failure becomes an error row."""
-        if item.error is not None:
-            return _Prepared(ScanResult(item.path, Status.ERROR, error=item.error))
-        try:
-            spec = self.spec
-            decoded = decode(
-                item.path,
-                max_pixels=self.max_pixels,
-                draft_scale=lambda w, h: view_mod.draft_scale(w, h, spec),
-                budget=self.budget,
-            )
-            if not isinstance(decoded, Decoded):
-                return _Prepared(
-                    ScanResult(
-                        item.path,
-                        Status.ERROR,
-                        width=decoded.width,
-                        height=decoded.height,
-                        format=decoded.format,
-                        error=decoded.error,
-                    )
-                )
-            result = ScanResult(
-                item.path,
-                Status.GRAYSCALE if decoded.grayscale else Status.OK,
-                width=decoded.width,
-                height=decoded.height,
-                format=decoded.format,
-            )
-            if self.thumbnails:
-                from imgcheck.reports import make_thumbnail
-
-                result.thumbnail = make_thumbnail(decoded.image)
-            if decoded.grayscale:
-                return _Prepared(result)
-            source = (decoded.width, decoded.height)
-            crops, boxes = view_mod.make_views(decoded.image, spec, source_size=source)
-            target = view_mod.working_size(*source, spec)
-            result.view_size = target
-            return _Prepared(result, crops, boxes)
-        except Exception as exc:  # a bug for one odd file must not end a million-file scan
-            message = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
-            return _Prepared(ScanResult(item.path, Status.ERROR, error=message))
+        return prepare(
+            item,
+            self.spec,
+            max_pixels=self.max_pixels,
+            budget=self.budget,
+            thumbnails=self.thumbnails,
+        )
 
     # -- main thread ---------------------------------------------------------------------
 
-    def _score(self, batch: list[_Prepared]) -> None:
+    def score(self, batch: list[_Prepared]) -> None:
+        """Score a batch of prepared inputs in place (score, verdict, patch maps; a non-finite
+        score makes an error row). The one batch-scoring entry point: `run` calls it, and so
+        do the Ray engine's actors, so whatever scoring does (a cascade included) is the same
+        in both engines."""
         crops = np.concatenate([p.crops for p in batch if p.crops is not None])
         try:
             outs = self.session.run(self._outputs, {self._input: crops})
@@ -306,7 +334,7 @@ class Scanner:
                 if waiting and (
                     waiting >= self.batch_size or not inflight or len(ready) >= self.window
                 ):
-                    self._score(list(ready))
+                    self.score(list(ready))
                     waiting = 0
                 while ready and (ready[0].crops is None):
                     yield ready.popleft().result
@@ -358,4 +386,6 @@ def scan(
     return scanner.run(items)
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "Scanner", "parse_view", "scan"]
+Prepared = _Prepared  # public name for engines that build batches themselves (engine_ray)
+
+__all__ = ["DEFAULT_BATCH_SIZE", "Prepared", "Scanner", "parse_view", "prepare", "scan"]
