@@ -39,7 +39,7 @@ from imgcheck.options import DEFAULT_BATCH_SIZE, MAX_WORKERS, ScanOptions
 from imgcheck.session import Device
 
 _SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-_SUFFIX_FORMATS |= {".html": "html", ".htm": "html", ".sarif": "sarif"}
+_SUFFIX_FORMATS |= {".html": "html", ".htm": "html", ".sarif": "sarif", ".parquet": "parquet"}
 
 
 class ReportFormat(str, Enum):
@@ -50,6 +50,12 @@ class ReportFormat(str, Enum):
     HTML = "html"
     SARIF = "sarif"
     GITHUB = "github"
+    PARQUET = "parquet"
+
+
+class Engine(str, Enum):
+    LOCAL = "local"
+    RAY = "ray"
 
 
 def _choose_format(report: str | None, output: Path | None) -> str:
@@ -73,6 +79,14 @@ def _check_paths(paths: list[str]) -> None:
     for path in paths:
         if path == "-":
             continue
+        if "://" in path:  # s3://bucket/prefix, file:///...: checked through fsspec
+            from imgcheck.sources import check, is_url
+
+            if is_url(path):
+                problem = check(path)
+                if problem is not None:
+                    raise _fail(problem)
+                continue
         try:
             os.lstat(path)
             continue
@@ -156,7 +170,8 @@ def scan_command(
         "--workers",
         min=0,
         max=MAX_WORKERS,
-        help="Decoding threads (0: one per core, at most 8).",
+        help="Decoding threads (0: one per core, at most 8). With --engine ray: scoring "
+        "actors (0: as many as the cluster has CPUs less one, or GPUs with --device cuda).",
     ),
     max_pixels: int = typer.Option(
         0,
@@ -207,6 +222,19 @@ def scan_command(
         False, "--exit-zero", help="Always exit 0 unless the scan itself failed (report only)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no warnings."),
+    engine: Engine = typer.Option(
+        Engine.LOCAL,
+        "--engine",
+        help="local: this process. ray: a Ray cluster (Ray Data; the ray extra), same rows; "
+        "with -o, a rerun after a crash resumes.",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="--engine ray: the cluster to join (host:port, auto, ray://...). "
+        "Default: RAY_ADDRESS, else a Ray instance on this machine.",
+        show_default=False,
+    ),
     view: str | None = typer.Option(
         None, "--view", hidden=True, help="Measurement only: override the model's view."
     ),
@@ -281,11 +309,12 @@ def _run(opts: ScanOptions) -> int:
     from rich.console import Console
 
     from imgcheck import baseline as baseline_mod
-    from imgcheck.inputs import iter_inputs
     from imgcheck.progress import ScanProgress, summary_line
-    from imgcheck.reports import atomic_output, open_reporter
+    from imgcheck.reports import open_reporter
     from imgcheck.results import Status, Summary, Verdict
     from imgcheck.scanning import Scanner
+    from imgcheck.sources import content_sha256
+    from imgcheck.sources import iter_sources as iter_inputs  # local paths and URLs
 
     output, write_baseline = opts.output, opts.write_baseline
     fmt = _choose_format(opts.report, output)
@@ -296,7 +325,14 @@ def _run(opts: ScanOptions) -> int:
         except baseline_mod.BaselineError as exc:
             raise _fail(str(exc)) from None
 
-    scanner = Scanner.from_options(opts, max_pixels=pixel_limit(opts.max_pixels))
+    if opts.engine == Engine.RAY.value:  # imported only here: ray is heavy
+        from imgcheck.engine_ray import RayEngine
+
+        scanner = RayEngine(
+            opts, max_pixels=pixel_limit(opts.max_pixels), address=opts.ray_address
+        )
+    else:
+        scanner = Scanner.from_options(opts, max_pixels=pixel_limit(opts.max_pixels))
     err = Console(stderr=True, highlight=False)
     if not opts.quiet:
         for message in scanner.warnings:
@@ -321,7 +357,9 @@ def _run(opts: ScanOptions) -> int:
     model_info = _model_info(scanner)
     start = time.perf_counter()
     progress = ScanProgress(bar_console, enabled=not opts.quiet and not (on_tty and not to_terminal))
-    if output is not None and output.is_dir():
+    if fmt == "parquet" and output is None:
+        raise _fail("--report parquet needs -o FILE.parquet (one file) or -o FOLDER (parts)")
+    if output is not None and output.is_dir() and fmt != "parquet":
         raise _fail(f"-o {output} is a directory")
     if output is not None:  # temp reports of killed runs (kill -9) beside this one
         from imgcheck.atomic import remove_stale_temps
@@ -329,23 +367,28 @@ def _run(opts: ScanOptions) -> int:
         remove_stale_temps([Path(os.path.realpath(output)).parent])
     # A regular file is written atomically (through a symlink, which stays one); a device or
     # FIFO (-o /dev/null, a named pipe) in place: the rules of imgcheck.atomic.
-    with atomic_output(output, rich_terminal=to_terminal) as raw:
+    journal = _open_journal(opts, fmt, scanner, model_info)
+    with _report_output(output, fmt, to_terminal) as raw:
         stream = progress.report_stream(raw) if to_terminal else raw
         # Opened before the bar starts: the report header is printed first, cleanly.
-        reporter = open_reporter(
-            fmt,
-            stream,
-            threshold=scanner.threshold,
-            model=scanner.model_name,
-            model_info=model_info,
-        )
+        if fmt == "parquet":
+            reporter = _parquet_reporter(output, stream, scanner.threshold, model_info)
+        else:
+            reporter = open_reporter(
+                fmt,
+                stream,
+                threshold=scanner.threshold,
+                model=scanner.model_name,
+                model_info=model_info,
+            )
         scanner.thumbnails = bool(getattr(reporter, "needs_thumbnails", False))
+        results = scanner.run(items) if journal is None else journal.merge(items, scanner.run)
         with progress:
-            for result in scanner.run(items):
+            for result in results:
                 if accepted is not None:
                     accepted.note_scanned(baseline_mod.repo_path(result.path, root))
                 if result.flagged:
-                    result.sha256 = baseline_mod.content_sha256(result.path)
+                    result.sha256 = result.sha256 or content_sha256(result.path)
                     if write_baseline is not None and result.sha256:
                         rel = baseline_mod.repo_path(result.path, root)
                         findings.append(
@@ -358,8 +401,17 @@ def _run(opts: ScanOptions) -> int:
                 summary.add(result)
                 progress.advance(result)
             summary.seconds = time.perf_counter() - start
+            summary.provider = scanner.provider  # Ray: what the actors really ran on
             reporter.finish(summary)
             stream.flush()
+    if journal is not None:
+        journal.finish()
+        if journal.resumed:
+            typer.echo(
+                f"imgcheck scan: resumed {output}: {journal.resumed} rows from the interrupted "
+                f"run, {journal.saved} scanned now",
+                err=True,
+            )
     typer.echo(summary_line(summary), err=True)
     if summary.total == 0:
         hint = " (exit 1: --fail-on-empty)" if opts.fail_on_empty else ""
@@ -392,6 +444,59 @@ def _run(opts: ScanOptions) -> int:
         fail_on_error=opts.fail_on_error,
         exit_zero=opts.exit_zero,
     )
+
+
+def _open_journal(opts: ScanOptions, fmt: str, scanner: object, model_info: dict) -> object:
+    """The resume journal (`imgcheck.journal`) where this scan keeps one: a parquet folder
+    report (it is the journal), and any `-o` of the Ray engine. None otherwise."""
+    from imgcheck.reports.parquet import is_single_file
+
+    output = opts.output
+    if output is None:
+        return None
+    folder_report = fmt == "parquet" and not is_single_file(output)
+    if not folder_report and opts.engine != Engine.RAY.value:
+        return None
+    from imgcheck.journal import Journal, JournalError
+
+    settings = {
+        "model": model_info,
+        "threshold": scanner.threshold,  # type: ignore[attr-defined]
+        "view": scanner.spec.to_dict(),  # type: ignore[attr-defined]
+        "max_pixels": opts.max_pixels,
+        "thumbnails": fmt == "html",
+    }
+    try:
+        return Journal.open(output, fmt, settings, full=fmt == "html")
+    except JournalError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _report_output(output: Path | None, fmt: str, to_terminal: bool) -> object:
+    """Where the report is written: the atomic text stream of every format; for parquet a
+    binary atomic file, or nothing for a folder of parts (the journal writes those)."""
+    import contextlib
+    import io
+
+    from imgcheck.reports import atomic_output
+
+    if fmt != "parquet":
+        return atomic_output(output, rich_terminal=to_terminal)
+    from imgcheck.reports.parquet import is_single_file
+
+    if output is not None and is_single_file(output):
+        from imgcheck.atomic import atomic_open
+
+        return atomic_open(output, "wb")
+    return contextlib.nullcontext(io.StringIO())
+
+
+def _parquet_reporter(output: Path | None, stream: object, threshold: float, model: dict) -> object:
+    from imgcheck.reports.parquet import ParquetFolderReporter, ParquetReporter, is_single_file
+
+    if output is not None and is_single_file(output):
+        return ParquetReporter(stream, threshold=threshold, model=model)  # type: ignore[arg-type]
+    return ParquetFolderReporter(output)  # type: ignore[arg-type]
 
 
 def _model_info(scanner: object) -> dict[str, str]:

@@ -67,6 +67,8 @@ class ScanOptions:
     config: Path | None = None
     show_settings: bool = False
     quiet: bool = False
+    engine: str = "local"  # "local" (this process) or "ray" (imgcheck.engine_ray)
+    ray_address: str | None = None  # --engine ray: the cluster (None: RAY_ADDRESS, else a local one)
 
     def __post_init__(self) -> None:
         for name in _PATH_FIELDS:

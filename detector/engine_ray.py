@@ -1,0 +1,406 @@
+"""`imgcheck scan --engine ray`: the same scan, spread over a Ray cluster with Ray Data.
+
+The local engine (`scanning.Scanner.run`) decodes in threads and scores in the main thread of
+one process. This engine runs the very same two steps as Ray Data stages, so its rows and scores
+are the local engine's (tests compare them to 1e-6):
+
+    driver:  list the inputs (`sources.iter_sources`: the local walk, or fsspec for URLs)
+             -> blocks of (index, path) -> Ray Data
+    stage 1  `map_batches(_decode_block)`, tasks of 1 CPU: `scanning.prepare` per path (decode,
+             grey check, view crops); no model loaded; bad files become error rows here
+    stage 2  `map_batches(_ScoreActor)`, an actor pool: each actor builds one `Scanner` (the
+             ONNX session is loaded once per actor, with `--device cuda` on one GPU each) and
+             calls `Scanner.score`, the runtime's one batch-scoring entry point
+    driver:  `iter_batches` -> `ScanResult`s, put back into listing order, yielded to the CLI,
+             which writes the reports, the resume journal, progress and summary as for local.
+
+Ray Data streams between the stages with back-pressure, so the object store holds a bounded
+number of blocks of crops whatever the catalog size; the listing itself (about 100 bytes per
+path) is held by the driver. The model files are sent to the actors with the job, so workers
+need imgcheck installed but not the model folder; input paths must be readable by the workers
+(a shared file system, or URLs to object storage). `FSSPEC_*` and `AWS_ENDPOINT_URL*`
+variables of the driver are passed to the workers (object storage settings); credentials come
+from each node's own environment or role.
+
+`ray` is imported only here and only when this engine runs: `imgcheck --help` and the local
+engine never load it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from imgcheck.inputs import InputItem
+from imgcheck.options import ScanOptions
+from imgcheck.results import ScanResult, Status
+from imgcheck.session import ModelError
+
+#: Paths per block of the input dataset: small enough that every CPU gets work on a small
+#: folder, large enough that a task's overhead is spread over many images.
+MAX_BLOCK_ROWS = 64
+ACTOR_BATCHES = 4  # Scanner batches per actor call (each call scores them one batch at a time)
+_FORWARD_ENV = ("FSSPEC_", "AWS_ENDPOINT_URL")
+DECODE_MEMORY = 256 << 20  # bytes a decode task reserves (Ray's logical memory resource)
+
+
+class EngineError(ModelError):
+    """Ray is missing, the cluster cannot be reached or cannot run the job: one line, exit 2
+    (a `ModelError` so the CLI's error handling treats it alike)."""
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise EngineError(
+            "--engine ray needs Ray Data: pip install 'imgcheck-colorize[ray]' "
+            "(ray[data], fsspec, pyarrow, s3fs)"
+        ) from None
+    return ray
+
+
+def _first_line(exc: BaseException) -> str:
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__
+
+
+def _explain(exc: BaseException) -> str:
+    """The message of the ModelError behind a Ray error (an actor could not load the model),
+    else the Ray error's first line."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ModelError) and not isinstance(cur, EngineError):
+            return str(cur)
+        cause = getattr(cur, "cause", None)
+        cur = cause if isinstance(cause, BaseException) else cur.__cause__
+    text = str(exc)
+    marker = "ModelError: "
+    if marker in text:  # the worker's exception, only as text
+        return text.split(marker, 1)[1].strip().splitlines()[0]
+    return f"the Ray job failed: {type(exc).__name__}: {_first_line(exc)}"
+
+
+# -- stage 1: decode (Ray tasks) ------------------------------------------------------------------
+
+_BUDGET: Any = None  # one decode memory budget per worker process
+
+
+def _decode_block(
+    batch: Any, *, spec: dict[str, Any], max_pixels: int | None, thumbnails: bool
+) -> Any:
+    """Paths -> prepared rows (the local engine's `scanning.prepare`), crops as bytes."""
+    global _BUDGET
+    import numpy as np
+
+    from imgcheck.decode import MemoryBudget
+    from imgcheck.reports.parquet import pyarrow, to_table
+    from imgcheck.scanning import prepare
+    from imgcheck.view import ViewSpec
+
+    pa = pyarrow()
+    if _BUDGET is None:
+        _BUDGET = MemoryBudget()
+    view = ViewSpec.from_dict(spec)
+    indices = batch.column("index").to_pylist()
+    paths = [os.fsdecode(p) for p in batch.column("path").to_pylist()]
+    results, crops, shapes = [], [], []
+    for path in paths:
+        prep = prepare(
+            InputItem(path), view, max_pixels=max_pixels, budget=_BUDGET, thumbnails=thumbnails
+        )
+        prep.result.boxes = list(prep.boxes)
+        results.append(prep.result)
+        if prep.crops is None:
+            crops.append(None)
+            shapes.append(None)
+        else:
+            arr = np.ascontiguousarray(prep.crops, dtype=np.uint8)
+            crops.append(arr.tobytes())
+            shapes.append(list(arr.shape))
+    return to_table(
+        results,
+        full=True,
+        extra={
+            "index": pa.array(indices, pa.int64()),
+            "crops": pa.array(crops, pa.large_binary()),
+            "crops_shape": pa.array(shapes, pa.list_(pa.int64())),
+        },
+    )
+
+
+# -- stage 2: score (a Ray actor pool) -------------------------------------------------------------
+
+
+class _ScoreActor:
+    """One `Scanner` per actor: the ONNX session is loaded once, in `__init__`."""
+
+    def __init__(
+        self,
+        *,
+        files: list[Any],
+        model_file: str | None,
+        settings: dict[str, Any],
+        threads: int | None,
+    ) -> None:
+        import tempfile
+
+        import ray
+
+        from imgcheck.scanning import Scanner
+
+        folder = Path(tempfile.mkdtemp(prefix="imgcheck-model-"))
+        for name, data in ray.get(files[0]).items():  # [ObjectRef]: put once by the driver
+            (folder / name).write_bytes(data)
+        model = folder / model_file if model_file else folder
+        self.scanner = Scanner(model, threads=threads, **settings)
+        self.full = False
+
+    def __call__(self, batch: Any) -> Any:
+        import numpy as np
+
+        from imgcheck.reports.parquet import from_table, pyarrow, to_table
+        from imgcheck.scanning import Prepared
+
+        pa = pyarrow()
+        results = from_table(batch)
+        crops = batch.column("crops").to_pylist()
+        shapes = batch.column("crops_shape").to_pylist()
+        todo = []
+        for result, data, shape in zip(results, crops, shapes, strict=True):
+            if data is None:
+                continue
+            arr = np.frombuffer(data, dtype=np.uint8).reshape(shape)
+            todo.append(Prepared(result, arr, list(result.boxes)))
+        size = self.scanner.batch_size
+        for start in range(0, len(todo), size):
+            self.scanner.score(todo[start : start + size])
+        return to_table(
+            results,
+            full=True,
+            extra={
+                "index": batch.column("index"),
+                "provider": pa.array([self.scanner.provider] * len(results), pa.string()),
+            },
+        )
+
+
+# -- driver ---------------------------------------------------------------------------------------
+
+
+def _model_files(info: Any, bare: bool) -> tuple[dict[str, bytes], str | None]:
+    """What an actor needs to load exactly the driver's model: the ONNX file, plus the
+    manifest for a model folder (the actor checks the sha256 again)."""
+    path = Path(info.path)
+    if bare:
+        return {path.name: path.read_bytes()}, path.name
+    files = {path.name: path.read_bytes(), "manifest.json": (path.parent / "manifest.json").read_bytes()}
+    return files, None
+
+
+class RayEngine:
+    """`Scanner`'s face for the CLI (`warnings`, `provider`, `threshold`, `variant`, `info`,
+    `model_name`, `thumbnails`, `run(items)`), running on Ray.
+
+    The driver loads the model once on its CPU first: a bad model, view or threshold is an
+    error before any cluster work, and the report header gets the threshold and model."""
+
+    def __init__(
+        self, options: ScanOptions, *, max_pixels: int | None, address: str | None = None
+    ) -> None:
+        from dataclasses import replace
+
+        from imgcheck.scanning import Scanner
+
+        self.options = options
+        self.address = address
+        self.device = options.device
+        # The driver's check of the model; the actors load it again on their own device.
+        self.local = Scanner.from_options(
+            replace(options, device="cpu"), max_pixels=max_pixels, threads=1
+        )
+        self.max_pixels = max_pixels
+        self.info = self.local.info
+        self.variant = self.local.variant
+        self.threshold = self.local.threshold
+        self.spec = self.local.spec
+        self.warnings = list(self.local.warnings)
+        self.provider = "cpu"  # until the actors say what they ran on
+        self.thumbnails = False
+        self.actors_started = 0
+
+    @property
+    def model_name(self) -> str:
+        return self.local.model_name
+
+    # -- cluster --------------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        ray = _import_ray()
+        for name in ("ray", "ray.data", "ray.train", "ray.tune"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        if not ray.is_initialized():
+            env = {
+                k: v for k, v in os.environ.items() if k.startswith(_FORWARD_ENV) and v
+            }
+            kwargs: dict[str, Any] = {
+                "address": self.address,
+                "logging_level": logging.ERROR,
+                "log_to_driver": False,
+                "configure_logging": True,
+            }
+            if env:
+                kwargs["runtime_env"] = {"env_vars": env}
+            if not self.address and not os.environ.get("RAY_ADDRESS"):
+                kwargs["include_dashboard"] = False  # a local one-machine cluster
+            try:
+                ray.init(**kwargs)
+            except Exception as exc:
+                where = self.address or os.environ.get("RAY_ADDRESS") or "a local Ray instance"
+                raise EngineError(f"cannot start or reach Ray ({where}): {_first_line(exc)}") from None
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        for attr in ("print_on_execution_start", "enable_operator_progress_bars"):
+            if hasattr(ctx, attr):
+                setattr(ctx, attr, False)
+        return ray
+
+    def _pool(self, ray: Any) -> tuple[Any, dict[str, Any], int | None]:
+        """(compute strategy, resources per actor, ONNX threads per actor)."""
+        resources = ray.cluster_resources()
+        cpus = int(resources.get("CPU", 1))
+        if self.device == "cuda":
+            gpus = int(resources.get("GPU", 0))
+            if gpus < 1:
+                raise EngineError(
+                    "--device cuda: the Ray cluster has no GPUs (ray status lists its resources)"
+                )
+            size = self.options.workers or gpus
+            per_actor: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
+            threads = None
+        else:
+            # One CPU per actor, one ONNX thread each; at least one CPU stays for decoding.
+            size = self.options.workers or max(1, cpus - 1)
+            per_actor = {"num_cpus": 1}
+            threads = 1
+        if self.options.workers:
+            compute = ray.data.ActorPoolStrategy(size=size)
+        else:
+            compute = ray.data.ActorPoolStrategy(min_size=1, max_size=size)
+        return compute, per_actor, threads
+
+    # -- the scan -------------------------------------------------------------------------
+
+    def run(self, items: Iterable[InputItem]) -> Iterator[ScanResult]:
+        """Stream one row per input, in input order (see the module doc)."""
+        listing = list(items)
+        ready: dict[int, ScanResult] = {}
+        todo: list[tuple[int, str]] = []
+        for index, item in enumerate(listing):
+            if item.error is not None:
+                ready[index] = ScanResult(item.path, Status.ERROR, error=item.error)
+            else:
+                todo.append((index, item.path))
+        stream = self._execute(todo) if todo else iter(())
+        following = 0
+        for index, result in stream:
+            result.path = listing[index].path  # the real path (Arrow carries escaped text)
+            ready[index] = result
+            while following in ready:
+                yield ready.pop(following)
+                following += 1
+        while following in ready:
+            yield ready.pop(following)
+            following += 1
+        if following != len(listing):  # never silently short: every input has its row
+            raise EngineError(
+                f"the Ray job returned {following} of {len(listing)} rows; rerun with the "
+                "same -o to finish the rest"
+            )
+
+    def _execute(self, todo: list[tuple[int, str]]) -> Iterator[tuple[int, ScanResult]]:
+        ray = self._connect()
+        from imgcheck.reports.parquet import from_table, pyarrow
+
+        pa = pyarrow()
+        compute, per_actor, threads = self._pool(ray)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        rows = max(1, min(MAX_BLOCK_ROWS, math.ceil(len(todo) / (4 * cpus))))
+        blocks = [
+            pa.table(
+                {
+                    "index": pa.array([i for i, _ in todo[s : s + rows]], pa.int64()),
+                    "path": pa.array([os.fsencode(p) for _, p in todo[s : s + rows]], pa.binary()),
+                }
+            )
+            for s in range(0, len(todo), rows)
+        ]
+        opts = self.options
+        bare = opts.model is not None and Path(opts.model).suffix.lower() == ".onnx"
+        files, model_file = _model_files(self.info, bare)
+        # In a list, so Ray hands the actors the reference (held here for the whole job) and
+        # not the bytes as constructor arguments that a restarted actor could not get back.
+        files_ref = ray.put(files)
+        settings = {
+            "device": "cuda" if self.device == "cuda" else "cpu",
+            "batch_size": opts.batch_size,
+            "threshold": self.threshold,
+            "view": self.spec.to_dict(),
+            "max_pixels": self.max_pixels,
+            "variant": self.variant if not bare else None,
+        }
+        ds = ray.data.from_arrow(blocks)
+        ds = ds.map_batches(
+            _decode_block,
+            batch_format="pyarrow",
+            batch_size=None,
+            num_cpus=1,
+            # The decoder's working set, so Ray does not pack more decodes onto a node than
+            # its memory holds. Also keeps this stage apart from the actors' (Ray fuses
+            # stages with equal resources, and then an actor decodes and scores in turn
+            # while the CPUs left for decoding sit idle).
+            memory=DECODE_MEMORY,
+            fn_kwargs={
+                "spec": self.spec.to_dict(),
+                "max_pixels": self.max_pixels,
+                "thumbnails": self.thumbnails,
+            },
+        )
+        ds = ds.map_batches(
+            _ScoreActor,
+            batch_format="pyarrow",
+            batch_size=opts.batch_size * ACTOR_BATCHES,
+            compute=compute,
+            fn_constructor_kwargs={
+                "files": [files_ref],
+                "model_file": model_file,
+                "settings": settings,
+                "threads": threads,
+            },
+            **per_actor,
+        )
+        providers: set[str] = set()
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                providers.update(batch.column("provider").to_pylist())
+                indices = batch.column("index").to_pylist()
+                yield from zip(indices, from_table(batch), strict=True)
+        except (KeyboardInterrupt, GeneratorExit):
+            raise
+        except Exception as exc:
+            raise EngineError(_explain(exc)) from None
+        finally:
+            if providers:
+                self.provider = ",".join(sorted(providers))
+
+
+__all__ = ["EngineError", "RayEngine"]
