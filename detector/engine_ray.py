@@ -43,7 +43,6 @@ from imgcheck.session import ModelError
 #: Paths per block of the input dataset: small enough that every CPU gets work on a small
 #: folder, large enough that a task's overhead is spread over many images.
 MAX_BLOCK_ROWS = 64
-ACTOR_BATCHES = 4  # Scanner batches per actor call (each call scores them one batch at a time)
 _FORWARD_ENV = ("FSSPEC_", "AWS_ENDPOINT_URL")
 DECODE_MEMORY = 256 << 20  # bytes a decode task reserves (Ray's logical memory resource)
 
@@ -109,6 +108,9 @@ def _decode_block(
 
     pa = pyarrow()
     if _BUDGET is None:
+        from imgcheck.cli_common import pixel_limit
+
+        pixel_limit(max_pixels or 0)  # Pillow's own limits in this worker, as on the driver
         _BUDGET = MemoryBudget()
     view = ViewSpec.from_dict(spec)
     indices = batch.column("index").to_pylist()
@@ -378,7 +380,7 @@ class RayEngine:
         ds = ds.map_batches(
             _ScoreActor,
             batch_format="pyarrow",
-            batch_size=opts.batch_size * ACTOR_BATCHES,
+            batch_size=opts.batch_size,  # one Scanner.score call per actor call, as local
             compute=compute,
             fn_constructor_kwargs={
                 "files": [files_ref],
