@@ -3,13 +3,22 @@
 Each command module imports only cheap things at module level (typer, pathlib, enums) and
 pulls heavy dependencies (onnxruntime, torch, numpy) inside the command body, so that
 `imgcheck --help` stays fast and works even where the training extra is not installed.
+Every command follows one contract (`imgcheck.cli_common`: error line, exit codes, Ctrl-C,
+IMGCHECK_DEBUG); `main` runs the app through `cli_common.run_app`, which applies it to what
+click itself reports (usage errors).
 """
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from imgcheck import __version__
+from imgcheck.cli_common import run_app
+
+# Inherited by every sub-command's context: `imgcheck scan -h` works too.
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
     name="imgcheck",
@@ -18,6 +27,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT_SETTINGS,
 )
 
 
@@ -30,7 +40,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        False, "--version", "-V", callback=_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
     """Find AI-colorized images in image folders, and colorize grayscale photos."""
@@ -44,7 +54,7 @@ def _register() -> None:
 
     app.command("scan")(cli_scan.scan_command)
     app.command("colorize")(cli_colorize.colorize_command)
-    app.command("evaluate")(cli_evaluate.evaluate_command)
+    app.command("evaluate", cls=cli_evaluate.COMMAND_CLASS)(cli_evaluate.evaluate_command)
     app.command("train")(cli_train.train_command)
     app.command("export")(cli_export.export_command)
 
@@ -52,6 +62,6 @@ def _register() -> None:
 _register()
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(args: list[str] | None = None) -> None:
+    """Console-script entry point (`python -m imgcheck` too)."""
+    sys.exit(run_app(app, args))

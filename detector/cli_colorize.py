@@ -4,16 +4,22 @@ Only cheap modules are imported here (typer, pathlib, enums): numpy, Pillow and 
 imported inside the command, so `imgcheck --help` stays fast. The work is done by
 `imgcheck.colorizing` (model, batching) and `imgcheck.outputs` (safe paths,
 atomic writes). Exit codes as in scan: 0 all done, 1 some inputs failed, 2 usage/model error.
+
+The body is three steps: `_setup` (model, discovery, the never-over-an-input plan: nothing is
+written before it passed), `_loop` (the bounded pipeline of `colorizing.run_jobs` under a
+progress bar, tallied in a `_Tally`) and `_finish` (failures, the summary line, the exit code).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from imgcheck.cli_common import command_errors, exit_code_of, pixel_limit
-from imgcheck.options import MAX_WORKERS
+from imgcheck.cli_common import command_errors, exit_code_of, fail, pixel_limit
+from imgcheck.options import DEFAULT_BATCH_SIZE, MAX_WORKERS
 from imgcheck.outputs import Format
 from imgcheck.session import Device
 
@@ -59,19 +65,28 @@ def colorize_command(
         "--workers",
         min=0,
         max=MAX_WORKERS,
-        help="Threads that decode and encode images (0: up to 4).",
+        help="Threads that decode and encode images (0: one per core, at most 4).",
     ),
     batch_size: int = typer.Option(
-        8, "--batch-size", min=1, help="Same-size images per model run (big images run alone)."
+        DEFAULT_BATCH_SIZE,
+        "--batch-size",
+        min=1,
+        help="Same-size images per model run (big images run alone).",
     ),
     recursive: bool = typer.Option(
         True, "--recursive/--no-recursive", help="Walk into sub-folders of folder inputs."
     ),
     include: list[str] = typer.Option(
-        [], "--include", help="Only files matching this glob (name, or relative path with /)."
+        [],
+        "--include",
+        metavar="GLOB",
+        help="Only files matching this glob (name, or relative path with /). Repeatable.",
     ),
     exclude: list[str] = typer.Option(
-        [], "--exclude", help="Skip files and folders matching this glob."
+        [],
+        "--exclude",
+        metavar="GLOB",
+        help="Skip files and folders matching this glob. Repeatable.",
     ),
     max_pixels: int = typer.Option(
         0,
@@ -94,60 +109,79 @@ def colorize_command(
     error (including an output that would overwrite an input).
     """
     with command_errors("colorize", interrupted="interrupted; rerun to resume"):
-        code = _run(
-            inputs=inputs,
-            outdir=outdir,
-            fmt=fmt,
-            quality=quality,
-            compare=compare,
-            overwrite=overwrite,
-            model=model,
-            device=device,
-            workers=workers,
-            batch_size=batch_size,
-            recursive=recursive,
-            include=tuple(include),
-            exclude=tuple(exclude),
-            max_pixels=max_pixels,
-            quiet=quiet,
-            exit_zero=exit_zero,
+        limit = pixel_limit(max_pixels)
+        run = _setup(
+            inputs, outdir, fmt, compare, overwrite, model, device, recursive, include, exclude
         )
-    raise typer.Exit(code)
+        if run is None:  # nothing to do
+            if not quiet:
+                typer.echo("imgcheck colorize: no images found", err=True)
+            raise typer.Exit(0)
+        tally = _loop(
+            run,
+            workers=workers,
+            quality=quality,
+            batch_size=batch_size,
+            max_pixels=limit,
+            quiet=quiet,
+        )
+        raise typer.Exit(_finish(run, tally, outdir, quiet=quiet, exit_zero=exit_zero))
 
 
-def _run(
-    *,
+def _escape(text: str) -> str:
+    """Rich markup escaped and control characters shown as escapes: file names are hostile
+    (an ESC sequence in a name must not reach the terminal)."""
+    from rich.markup import escape
+
+    from imgcheck.terminal import printable
+
+    return escape(printable(text))
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class _Run:
+    """What `_setup` prepared: the open model, the planned jobs, how inputs were found."""
+
+    colorizer: Any
+    jobs: list[Any]
+    discovery: Any
+    start: float
+
+
+@dataclass
+class _Tally:
+    """What `_loop` counted."""
+
+    counts: dict[Any, int]
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    megapixels: float = 0.0
+    greyed: int = 0
+    interrupted: KeyboardInterrupt | None = None
+
+
+def _setup(
     inputs: list[str],
     outdir: Path,
     fmt: Format,
-    quality: int,
     compare: bool,
     overwrite: bool,
     model: Path | None,
     device: Device,
-    workers: int,
-    batch_size: int,
     recursive: bool,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    max_pixels: int,
-    quiet: bool,
-    exit_zero: bool,
-) -> int:
-    """The command's body; returns the exit code. Heavy imports live here on purpose."""
+    include: list[str],
+    exclude: list[str],
+) -> _Run | None:
+    """Open the model and plan every output (None: no input found). Exits 2 when the plan
+    would overwrite an input: all inputs are listed before anything is written."""
     import time
 
-    from rich.console import Console
-    from rich.markup import escape as markup_escape
-
-    from imgcheck.terminal import printable
-
-    def escape(text: str) -> str:
-        """Rich markup escaped and control characters shown as escapes: file names are
-        hostile (an ESC sequence in a name must not reach the terminal)."""
-        return markup_escape(printable(text))
-
-    from imgcheck.colorizing import Colorizer, Job, Outcome, default_workers, run_jobs
+    from imgcheck.colorizing import Colorizer, Job
     from imgcheck.outputs import (
         Discovery,
         InputCollision,
@@ -155,27 +189,14 @@ def _run(
         OutputPlanner,
         remove_stale_temps,
     )
-    from imgcheck.session import ModelError
-
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-    def error(message: str) -> int:
-        console.print(f"imgcheck colorize: [bold red]error[/]: {escape(message)}")
-        return 2
-
-    limit = pixel_limit(max_pixels)
 
     start = time.perf_counter()
     if outdir.exists() and not outdir.is_dir():
-        return error(f"--outdir {outdir} exists and is not a folder")
-    try:
-        colorizer = Colorizer(model, device)
-    except ModelError as exc:
-        return error(str(exc))
-
+        raise fail("colorize", f"--outdir {outdir} exists and is not a folder")
+    colorizer = Colorizer(model, device)  # a ModelError is command_errors' exit 2
     # Every input is listed before anything is written: the never-over-an-input check needs
     # all of them, and the progress bar needs the total.
-    discovery = Discovery(list(inputs), outdir, recursive, include, exclude)
+    discovery = Discovery(list(inputs), outdir, recursive, tuple(include), tuple(exclude))
     found = list(discovery)
     planner = OutputPlanner(
         outdir, [Path(i.path) for i, _ in found if i.error is None], fmt, compare, overwrite
@@ -193,21 +214,29 @@ def _run(
         except OutputError as exc:
             jobs.append(Job(item.path, item.display, error=str(exc)))
     if collisions:
-        error(
+        refused = fail(
+            "colorize",
             f"refusing to run: {len(collisions)} output(s) would overwrite input files. "
-            "Choose an --outdir outside the input folders, or another --format."
+            "Choose an --outdir outside the input folders, or another --format.",
         )
+        console = _console()
         for line in collisions[:5]:
-            console.print(f"  {escape(line)}")
+            console.print(f"  {_escape(line)}")
         if len(collisions) > 5:
             console.print(f"  ... and {len(collisions) - 5} more")
-        return 2
+        raise refused
     if not jobs:
-        if not quiet:
-            console.print("No images found.")
-        return 0
+        return None
     remove_stale_temps({p.parent for j in jobs if j.target for p in j.target.paths()})
+    return _Run(colorizer, jobs, discovery, start)
 
+
+def _loop(
+    run: _Run, *, workers: int, quality: int, batch_size: int, max_pixels: int, quiet: bool
+) -> _Tally:
+    """Colorize every job under a progress bar. Ctrl-C (and SIGTERM/SIGHUP, command_errors'
+    signals_as_interrupt) stops like this: running writes finish, queued ones are dropped, no
+    temporary file is left, and the tally says what was done."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -217,21 +246,18 @@ def _run(
         TimeRemainingColumn,
     )
 
-    counts = dict.fromkeys(Outcome, 0)
-    failures: list[tuple[str, str]] = []
-    megapixels = 0.0
-    greyed = 0
-    interrupted: KeyboardInterrupt | None = None
+    from imgcheck.colorizing import Outcome, default_workers, run_jobs
+
+    console = _console()
+    tally = _Tally(counts=dict.fromkeys(Outcome, 0))
     results = run_jobs(
-        jobs,
-        colorizer,
+        run.jobs,
+        run.colorizer,
         workers=workers or default_workers(),
         quality=quality,
         batch_size=batch_size,
-        max_pixels=limit,
+        max_pixels=max_pixels,
     )
-    # SIGTERM/SIGHUP (a job scheduler, a closed terminal) stop like Ctrl-C (command_errors'
-    # signals_as_interrupt): running writes finish, queued ones are dropped, no temp is left.
     progress = Progress(
         TextColumn("colorizing"),
         BarColumn(),
@@ -244,47 +270,56 @@ def _run(
     )
     try:
         with progress:
-            task = progress.add_task("colorize", total=len(jobs))
+            task = progress.add_task("colorize", total=len(run.jobs))
             for result in results:
-                counts[result.outcome] += 1
+                tally.counts[result.outcome] += 1
                 if result.outcome is Outcome.ERROR:
-                    failures.append((result.path, result.error or "failed"))
+                    tally.failures.append((result.path, result.error or "failed"))
                 elif result.outcome is Outcome.WRITTEN:
-                    megapixels += result.megapixels
-                    greyed += result.grayscale is False
+                    tally.megapixels += result.megapixels
+                    tally.greyed += result.grayscale is False
                 progress.advance(task)
     except KeyboardInterrupt as exc:
-        interrupted = exc
-    except ModelError as exc:
-        return error(str(exc))
+        tally.interrupted = exc
     finally:
         results.close()
+    return tally
 
-    seconds = time.perf_counter() - start
-    if failures:
-        console.print(f"[bold red]{len(failures)} input(s) could not be colorized:[/]")
-        for path, message in failures:
-            console.print(f"  {escape(path)}: {escape(message)}")
-    if interrupted is not None:
-        console.print("Interrupted: finished outputs are complete; rerun to resume.")
-    if not quiet:
-        rate = megapixels / seconds if seconds > 0 else 0.0
-        parts = [
-            f"{counts[Outcome.WRITTEN]} written",
-            f"{counts[Outcome.SKIPPED]} skipped (already done)",
-            f"{counts[Outcome.ERROR]} errors",
-        ]
-        if greyed:
-            parts.append(f"{greyed} colour inputs greyed first")
-        if discovery.left_out:
-            parts.append(f"{discovery.left_out} files inside --outdir left out")
+
+def _finish(run: _Run, tally: _Tally, outdir: Path, *, quiet: bool, exit_zero: bool) -> int:
+    """Failures, the one summary line, and the exit code."""
+    import time
+
+    from imgcheck.colorizing import Outcome
+
+    console = _console()
+    seconds = time.perf_counter() - run.start
+    if tally.failures:
+        console.print(f"[bold red]{len(tally.failures)} input(s) could not be colorized:[/]")
+        for path, message in tally.failures:
+            console.print(f"  {_escape(path)}: {_escape(message)}")
+    if tally.interrupted is not None:
         console.print(
-            escape(
-                f"imgcheck: {len(jobs)} images in {seconds:.1f} s ({rate:.1f} MP/s, "
-                f"{colorizer.provider}): {', '.join(parts)} -> {outdir}"
+            "imgcheck colorize: interrupted: finished outputs are complete; rerun to resume."
+        )
+    if not quiet:
+        parts = [
+            f"{tally.counts[Outcome.WRITTEN]} written",
+            f"{tally.counts[Outcome.SKIPPED]} skipped (already done)",
+            f"{tally.counts[Outcome.ERROR]} errors",
+        ]
+        if tally.greyed:
+            parts.append(f"{tally.greyed} colour inputs greyed first")
+        if run.discovery.left_out:
+            parts.append(f"{run.discovery.left_out} files inside --outdir left out")
+        # A rate only for work done: a rerun that skipped everything wrote no megapixels.
+        rate = f"{tally.megapixels / seconds:.1f} MP/s, " if tally.megapixels and seconds else ""
+        console.print(
+            _escape(
+                f"imgcheck: {len(run.jobs)} images in {seconds:.1f} s ({rate}"
+                f"{run.colorizer.provider}): {', '.join(parts)} -> {outdir}"
             )
         )
-    if interrupted is not None:
-        return exit_code_of(interrupted)
-    return 1 if failures and not exit_zero else 0
-
+    if tally.interrupted is not None:
+        return exit_code_of(tally.interrupted)
+    return 1 if tally.failures and not exit_zero else 0

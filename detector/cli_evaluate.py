@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from imgcheck.cli_common import command_errors, fail, warn
+from imgcheck.cli_common import command_errors, fail, several_values, warn
 from imgcheck.models import Variant
+from imgcheck.options import DEFAULT_BATCH_SIZE, MAX_WORKERS
 from imgcheck.session import Device
+from imgcheck.terminal import printable
+
+# `--real a.jpg b.jpg --fake c/`: a shell glob after one flag works unquoted.
+COMMAND_CLASS = several_values("--real", "--fake")
 
 
 class EvalFormat(str, Enum):
@@ -93,12 +99,16 @@ def evaluate_command(
     real: list[Path] = typer.Option(
         ...,
         "--real",
-        help="Folder (or file/glob) of real colour photos. Repeat for several.",
+        help="Real colour photos: folders, files or globs; several may follow one --real.",
+        metavar="PATH",
+        show_default=False,
     ),
     fake: list[Path] = typer.Option(
         ...,
         "--fake",
-        help="Folder (or file/glob) of colorized images. Repeat for several.",
+        help="Colorized images: folders, files or globs; several may follow one --fake.",
+        metavar="PATH",
+        show_default=False,
     ),
     model: Path | None = typer.Option(
         None,
@@ -123,24 +133,24 @@ def evaluate_command(
         help="Detector build to measure: fp32 (the calibrated model), int8 (about 2x faster on "
         "CPU, small score difference) or fp16 (for CUDA). The model folder must ship it.",
     ),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per inference call."),
-    workers: int | None = typer.Option(
-        None, "--workers", min=1, help="Decode threads (default: one per core, at most 8)."
+    batch_size: int = typer.Option(
+        DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Images per inference call."
+    ),
+    workers: int = typer.Option(
+        0, "--workers", min=0, max=MAX_WORKERS, help="Decode threads (0: one per core, at most 8)."
     ),
 ) -> None:
     """Measure the detector on labelled folders: AUC, AP, accuracy on real and on colorized
     images, HTER, and TPR at 1% and 5% FPR. Grayscale and unreadable images are left out of the
     metrics and counted."""
-    _check_inputs(real, fake)
-
-    import json
-
-    from imgcheck.evaluate import evaluate
 
     def describe(exc: Exception) -> str | None:
         return f"{type(exc).__name__}: {exc}" if isinstance(exc, (OSError, ValueError)) else None
 
     with command_errors("evaluate", describe=describe):
+        _check_inputs(real, fake)
+        from imgcheck.evaluate import evaluate
+
         result = evaluate(
             [str(p) for p in real],
             [str(p) for p in fake],
@@ -148,9 +158,15 @@ def evaluate_command(
             device=device,
             threshold=threshold,
             batch_size=batch_size,
-            workers=workers,
+            workers=workers or None,
             variant=variant.value,
         )
+        _report(result, output_format)
+
+
+def _report(result: Any, output_format: EvalFormat) -> None:
+    """Print the evaluation (stdout) and its notes (stderr); exit 2 if a set had no image."""
+    import json
 
     for warning in result.warnings:
         warn("evaluate", warning)
@@ -165,9 +181,10 @@ def evaluate_command(
             f"{option}: no image could be scored ({c.grayscale} grayscale, {c.error} errors)"
             for option, c in empty
         )
+        failed = _fail(f"{details}. Both sets need colour images the detector can read.")
         for err in result.errors[:5]:
-            typer.echo(f"  {err['set']}: {err['path']}: {err['error']}", err=True)
-        raise _fail(f"{details}. Both sets need colour images the detector can read.")
+            typer.echo(printable(f"  {err['set']}: {err['path']}: {err['error']}"), err=True)
+        raise failed
 
     if output_format is EvalFormat.JSON:
         typer.echo(json.dumps(data, indent=2, allow_nan=False))

@@ -11,7 +11,8 @@ Decisions worth knowing:
 - Exit codes: 0 nothing flagged, 1 at least one image flagged (with `--fail-on-error`, an
   unreadable image counts too), 2 usage, model or internal error (one clear line, no
   traceback; set IMGCHECK_DEBUG=1 for the traceback). `--exit-zero` reports only. A closed
-  output pipe (`| head`) ends the scan quietly with 2, since it did not scan everything.
+  output pipe (`| head`) ends the scan quietly, exiting by the same table for the images
+  scanned until then (so `set -o pipefail` fails only on a flagged image, never on the pipe).
 - The summary line always goes to stderr, even with `--quiet` (which hides the progress bar and
   warnings), so a CI log shows what was scanned. So does "no images found": a misspelled folder
   must not pass a gate silently (`--fail-on-empty` makes it exit 1).
@@ -30,13 +31,17 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from imgcheck.cli_common import command_errors, fail, pixel_limit, warn
+from imgcheck.cli_common import command_errors, fail, pixel_limit, silence_stdout, warn
 from imgcheck.models import Variant
 from imgcheck.options import DEFAULT_BATCH_SIZE, MAX_WORKERS, ScanOptions
 from imgcheck.session import Device
+
+if TYPE_CHECKING:  # only for annotations: results is imported inside the command
+    from imgcheck.results import Summary
 
 _SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _SUFFIX_FORMATS |= {".html": "html", ".htm": "html", ".sarif": "sarif", ".parquet": "parquet"}
@@ -136,10 +141,11 @@ def scan_command(
     include: list[str] = typer.Option(
         [],
         "--include",
+        metavar="GLOB",
         help="Only files matching this glob (name, or relative path if it holds /). Repeatable.",
     ),
     exclude: list[str] = typer.Option(
-        [], "--exclude", help="Skip files and folders matching this glob. Repeatable."
+        [], "--exclude", metavar="GLOB", help="Skip files and folders matching this glob. Repeatable."
     ),
     model: Path | None = typer.Option(
         None,
@@ -244,9 +250,41 @@ def scan_command(
     Exit status: 0 nothing flagged, 1 an image was flagged (or unreadable, with
     --fail-on-error; or none found, with --fail-on-empty), 2 usage, model or internal error.
     """
-    from imgcheck.config import BY_PARAM, ConfigError, resolve
+    from imgcheck.results import Summary
 
     opts = ScanOptions.from_params(ctx.params)
+
+    def describe(exc: Exception) -> str | None:
+        if isinstance(exc, OSError) and opts.output is not None:
+            return f"cannot write report {opts.output}: {exc.strerror or exc}"
+        if isinstance(exc, OSError):  # a full disk or a dead device behind stdout
+            silence_stdout()
+            reason = (exc.strerror or str(exc)).lower()
+            return f"cannot write to standard output: {reason}"
+        return None
+
+    seen = Summary()  # what was scanned, should the reader of stdout go away
+    with command_errors("scan", describe=describe):
+        opts = _settled(ctx, opts)
+        try:
+            code = _run(opts, seen)
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, by the exit table for what was
+            # scanned until then (a flagged image that was reported still fails a gate).
+            silence_stdout()
+            code = _exit_code(
+                seen.by_verdict.get("colorized", 0) - seen.accepted,
+                seen.by_status.get("error", 0),
+                fail_on_error=opts.fail_on_error,
+                exit_zero=opts.exit_zero,
+            )
+    raise typer.Exit(code)
+
+
+def _settled(ctx: typer.Context, opts: ScanOptions) -> ScanOptions:
+    """`opts` with the config file and IMGCHECK_* settings applied and checked (exit 2 with one
+    line for a bad setting, a missing path or a report that may not be written)."""
+    from imgcheck.config import BY_PARAM, ConfigError, resolve
 
     def given(param: str) -> bool:
         if param == "paths":
@@ -276,34 +314,12 @@ def scan_command(
         problem = report_target_problem(opts.output, opts.paths, force=opts.force)
         if problem is not None:
             raise _fail(problem)
-
-    def describe(exc: Exception) -> str | None:
-        if isinstance(exc, OSError) and opts.output is not None:
-            return f"cannot write report {opts.output}: {exc.strerror or exc}"
-        if isinstance(exc, OSError):  # a full disk or a dead device behind stdout
-            _silence_stdout()
-            reason = (exc.strerror or str(exc)).lower()
-            return f"cannot write to standard output: {reason}"
-        return None
-
-    with command_errors("scan", describe=describe):
-        try:
-            code = _run(opts)
-        except BrokenPipeError:
-            # The reader went away (`| head`): stop quietly.
-            _silence_stdout()
-            raise typer.Exit(2) from None
-    raise typer.Exit(code)
+    return opts
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so that Python's own flush at exit does not raise again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-
-
-def _run(opts: ScanOptions) -> int:
-    """The scan itself, from the options in force; returns the exit code."""
+def _run(opts: ScanOptions, summary: Summary | None = None) -> int:
+    """The scan itself, from the options in force; returns the exit code. `summary` (filled
+    as results come) lets the caller see what was scanned if the run is cut short."""
     import time
 
     from rich.console import Console
@@ -342,9 +358,9 @@ def _run(opts: ScanOptions) -> int:
     on_tty = output is None and sys.stdout.isatty()
     to_terminal = on_tty and fmt == "table"
     bar_console = Console(file=sys.stdout) if to_terminal else err
-    summary = Summary(
-        provider=scanner.provider, threshold=scanner.threshold, variant=scanner.variant
-    )
+    summary = Summary() if summary is None else summary
+    summary.provider, summary.threshold = scanner.provider, scanner.threshold
+    summary.variant = scanner.variant
     items = iter_inputs(
         opts.paths,
         recursive=opts.recursive,

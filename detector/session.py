@@ -10,6 +10,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from imgcheck.errors import first_line, install_hint
+
 
 class Device(str, Enum):
     AUTO = "auto"
@@ -29,10 +31,7 @@ def _ort() -> Any:
     try:
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeMissing(
-            "onnxruntime is not installed. Install a runtime: "
-            "pip install 'imgcheck[cpu]' (CPU) or pip install 'imgcheck[gpu]' (NVIDIA GPU)."
-        ) from exc
+        raise RuntimeMissing(install_hint("cpu")) from exc
     return ort
 
 
@@ -48,7 +47,7 @@ def _providers_for(device: Device) -> list[str]:
         if "CUDAExecutionProvider" not in available:
             raise ModelError(
                 "--device cuda was asked for, but this onnxruntime has no CUDA provider "
-                f"(available: {', '.join(available)}). Install imgcheck[gpu] on a machine "
+                f"(available: {', '.join(available)}). Install imgcheck-colorize[gpu] on a machine "
                 "with an NVIDIA GPU, or use --device cpu."
             )
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -85,8 +84,7 @@ def create_session(
         raise
     except Exception as exc:
         name = "model bytes" if isinstance(model, bytes) else str(model)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load model {name}: {first}") from exc
+        raise ModelError(f"cannot load model {name}: {first_line(exc)}") from exc
 
 
 def active_provider(session: Any) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from imgcheck.errors import first_line
 from imgcheck.export.errors import ExportError
 from imgcheck.trainer.detector_head import ForensicConfig, ForensicDetector
 from imgcheck.trainer.nets import (
@@ -52,11 +53,6 @@ class TrainedRun:
     version: str = ""
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def load_run(run_dir: Path) -> TrainedRun:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -79,7 +75,7 @@ def load_run(run_dir: Path) -> TrainedRun:
                 "docs/ARCHITECTURE.md)"
             ) from exc
         raise ExportError(
-            f"cannot read {path}: the file is corrupt or truncated ({_first_line(exc)})"
+            f"cannot read {path}: the file is corrupt or truncated ({first_line(exc)})"
         ) from exc
     if not isinstance(ckpt, dict):
         raise ExportError(f"{path} is not an imgcheck final checkpoint (not a dict)")
@@ -102,14 +98,14 @@ def load_run(run_dir: Path) -> TrainedRun:
     except Exception as exc:
         raise ExportError(
             f"{path}: the weights do not fit the network configs stored with them "
-            f"({_first_line(exc)})"
+            f"({first_line(exc)})"
         ) from exc
     try:
         work_size = int(ckpt["work_size"])
         threshold = float(ckpt["threshold"])
         view = ViewSpec.from_dict(dict(ckpt["view"]))
     except Exception as exc:
-        raise ExportError(f"{path}: bad work_size/threshold/view ({_first_line(exc)})") from exc
+        raise ExportError(f"{path}: bad work_size/threshold/view ({first_line(exc)})") from exc
     if work_size < generator.multiple or work_size % generator.multiple:
         raise ExportError(
             f"{path}: work_size {work_size} is not a positive multiple of {generator.multiple}"

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from imgcheck.cli_common import command_errors, require_extra
+
 
 def export_command(
     run_dir: Path = typer.Argument(
@@ -31,26 +33,19 @@ def export_command(
 ) -> None:
     """Export the colorizer and the detector to ONNX, verified against PyTorch.
 
-    Writes colorizer.onnx, detector.onnx, the variants that keep the AUC within 0.005 of fp32, and manifest.json. Exit 0 on success, 2 on any error (nothing is left half-written).
+    Writes colorizer.onnx, detector.onnx, the variants that keep the AUC within 0.005 of fp32,
+    and manifest.json. Exit 0 on success, 2 on any error (nothing is left half-written), 130 on
+    Ctrl-C.
     """
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        typer.echo(
-            "error: imgcheck export needs torch. Install the training extra: "
-            "pip install torch==2.13.0 && pip install 'imgcheck[train,cpu]'",
-            err=True,
-        )
-        raise typer.Exit(2) from None
+    with command_errors(
+        "export", interrupted="interrupted: nothing was written", describe=_describe
+    ):
+        require_extra("export", "train", ("torch", "onnx"))
+        from imgcheck.export.api import export_run
 
-    from imgcheck.export.api import export_run
-    from imgcheck.export.errors import ExportError
-    from imgcheck.session import ModelError
+        def say(message: str) -> None:
+            typer.echo(f"imgcheck export: {message}", err=True)
 
-    def say(message: str) -> None:
-        typer.echo(f"export: {message}", err=True)
-
-    try:
         manifest = export_run(
             run_dir,
             out,
@@ -61,21 +56,25 @@ def export_command(
             variants=variants,
             say=say,
         )
-    except (ExportError, ModelError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except ImportError as exc:
-        typer.echo(
-            f"error: {exc}. Install the training extra: pip install 'imgcheck[train]'", err=True
-        )
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted: nothing was written", err=True)
-        raise typer.Exit(2) from None
-    except Exception as exc:  # internal error: still one line and exit 2, OUT untouched
-        typer.echo(f"error: export failed: {type(exc).__name__}: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _print_written(manifest, out)
 
+
+def _describe(exc: Exception) -> str | None:
+    """ExportError: its message; a missing optional module: which extra brings it; else None
+    (command_errors' internal error line). OUT is never left half-written."""
+    from imgcheck.errors import first_line, install_hint
+    from imgcheck.export.errors import ExportError
+
+    if isinstance(exc, ExportError):
+        return str(exc)
+    if isinstance(exc, ImportError):
+        return f"{first_line(exc)}: {install_hint('train')}"
+    if isinstance(exc, OSError):
+        return f"export failed: {first_line(exc)}"
+    return None
+
+
+def _print_written(manifest: dict, out: Path) -> None:
     for kind in ("colorizer", "detector"):
         entry = manifest[kind]
         parity = ", ".join(f"{k} {v:.2g}" for k, v in entry["parity"]["max_abs"].items())

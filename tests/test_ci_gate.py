@@ -17,26 +17,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import typer
+from fixtures_cli import run_cli
 from fixtures_onnx import colourful, muted, write_model_folder
 from PIL import Image
-from typer.testing import CliRunner
 
 from imgcheck import baseline as baseline_mod
 from imgcheck import ignore
-from imgcheck.cli_scan import scan_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
-
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command("scan")(scan_command)
-
-
-@app.callback()
-def _root() -> None:
-    """Test root."""
-
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -52,7 +41,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def invoke(args: list[str], model_dir: Path | None = None, **kwargs: object):
     extra = ["--model", str(model_dir)] if model_dir else []
-    result = CliRunner().invoke(app, ["scan", *extra, "--workers", "1", *args], **kwargs)  # type: ignore[arg-type]
+    result = run_cli(["scan", *extra, "--workers", "1", *args], **kwargs)  # type: ignore[arg-type]
     assert "Traceback" not in result.output, result.output
     return result
 

@@ -12,22 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
+from fixtures_cli import Ran, run_cli
 from fixtures_colorizer import TINT, expected_colorized, write_colorizer_file
 from PIL import Image
-from typer.testing import CliRunner
 
-from imgcheck.cli_colorize import colorize_command
 from imgcheck.outputs import TEMP_SUFFIX
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = typer.Typer()
-APP.command()(colorize_command)
-# The command alone, as a script: works whatever state the other commands of imgcheck.cli are in.
-SCRIPT = (
-    "import typer; from imgcheck.cli_colorize import colorize_command; "
-    "typer.run(colorize_command)"
-)
+# The real entry point (imgcheck.cli.main), as the console script runs it.
+SCRIPT = "import sys; from imgcheck.cli import main; main(['colorize', *sys.argv[1:]])"
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +28,9 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_colorizer_file(tmp_path_factory.mktemp("model") / "colorizer.onnx")
 
 
-def cli(model: Path, *args: object, stdin: str | None = None) -> typer.testing.Result:
+def cli(model: Path, *args: object, stdin: str | None = None) -> Ran:
     argv = [str(a) for a in args] + ["--model", str(model), "--device", "cpu", "--workers", "2"]
-    return CliRunner().invoke(APP, argv, input=stdin)
+    return run_cli(["colorize", *argv], input=stdin)
 
 
 def _noise(w: int, h: int, seed: int = 0) -> Image.Image:
@@ -250,6 +243,8 @@ def test_rerun_skips_and_overwrite_replaces(tmp_path: Path, model: Path) -> None
     (out / "a.png").write_bytes(b"marker")
     again = cli(model, src, "-o", out)
     assert "1 skipped" in again.output and (out / "a.png").read_bytes() == b"marker"
+    assert "MP/s" not in again.output  # nothing was written: no "0.0 MP/s"
+    assert len([line for line in again.output.splitlines() if "images in" in line]) == 1
     assert cli(model, src, "-o", out, "--overwrite").exit_code == 0
     with Image.open(out / "a.png") as im:
         assert im.size == (16, 16)
@@ -270,16 +265,14 @@ def test_model_and_device_errors_exit_2(tmp_path: Path, model: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
     _noise(8, 8).save(src / "a.png")
-    bad = CliRunner().invoke(
-        APP, [str(src), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "nope.onnx")]
+    bad = run_cli(
+        ["colorize", src, "-o", tmp_path / "o", "--model", tmp_path / "nope.onnx"]
     )
     assert bad.exit_code == 2 and "model file not found" in bad.output
     import onnxruntime
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        r = CliRunner().invoke(
-            APP, [str(src), "-o", str(tmp_path / "o"), "--model", str(model), "--device", "cuda"]
-        )
+        r = run_cli(["colorize", src, "-o", tmp_path / "o", "--model", model, "--device", "cuda"])
         assert r.exit_code == 2 and "--device cuda" in r.output
     assert not (tmp_path / "o").exists()
 

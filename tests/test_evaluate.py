@@ -13,12 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
+from fixtures_cli import run_cli
 from fixtures_onnx import colourful, muted, write_detector, write_model_folder
 from PIL import Image
-from typer.testing import CliRunner
 
-from imgcheck.cli_evaluate import evaluate_command
 from imgcheck.metrics import binary_report
 
 pytest.importorskip("onnxruntime")
@@ -45,19 +43,8 @@ def dataset(tmp_path: Path) -> dict[str, Path]:
     return {"real": real, "fake": fake, "model": model, "root": tmp_path}
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _root() -> None:
-        """test root"""
-
-    app.command("evaluate")(evaluate_command)
-    return app
-
-
 def _run(*args: str):
-    return CliRunner().invoke(_app(), ["evaluate", *args])
+    return run_cli(["evaluate", *args])
 
 
 def _reference(dataset: dict[str, Path], threshold: float | None = None) -> dict:
@@ -128,6 +115,18 @@ def test_globs_are_accepted(dataset) -> None:
     assert json.loads(res.stdout)["counts"]["real"] == {"ok": 4, "grayscale": 0, "error": 0}
     res = _run("--real", str(dataset["real"] / "x*.png"), "--fake", str(dataset["fake"]))
     assert res.exit_code == 2 and "not found" in res.stderr
+
+
+def test_several_paths_after_one_flag(dataset) -> None:
+    """What an unquoted shell glob expands to: `--real r0.png r1.png ... --fake f0.png ...`."""
+    real = sorted(str(p) for p in dataset["real"].glob("r*.png"))
+    fake = sorted(str(p) for p in dataset["fake"].glob("*.png"))
+    res = _run("--real", *real, "--fake", *fake, "--model", str(dataset["model"]), "-f", "json")
+    assert res.exit_code == 0, res.output
+    counts = json.loads(res.stdout)["counts"]
+    assert counts["real"]["ok"] == len(real) == 4 and counts["fake"]["ok"] == len(fake) == 4
+    res = _run(f"--real={real[0]}", real[1], "--fake", fake[0], "--model", str(dataset["model"]))
+    assert res.exit_code == 0, res.output  # --real=X Y too
 
 
 def test_bare_onnx_model_file_is_accepted(dataset) -> None:

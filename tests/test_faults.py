@@ -327,11 +327,9 @@ def test_file_deleted_after_the_walk_is_an_error_row(tmp_path: Path, scanner) ->
 
 # --- scan -o: never over an input, only over our own reports -------------------------------
 
-SCAN = "import typer; from imgcheck.cli_scan import scan_command; typer.run(scan_command)"
-COLORIZE = (
-    "import typer; from imgcheck.cli_colorize import colorize_command; "
-    "typer.run(colorize_command)"
-)
+# The real entry point (imgcheck.cli.main: the registered root app and its error contract).
+SCAN = "import sys; from imgcheck.cli import main; main(['scan', *sys.argv[1:]])"
+COLORIZE = "import sys; from imgcheck.cli import main; main(['colorize', *sys.argv[1:]])"
 
 
 @pytest.fixture(scope="module")
@@ -560,7 +558,8 @@ def test_workers_has_an_upper_bound(tmp_path: Path, command: str) -> None:
     if command is COLORIZE:
         argv += ["-o", str(tmp_path / "o")]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert out.returncode == 2 and "less than or equal to 64" in out.stderr
+    assert out.returncode == 2 and "'--workers'" in out.stderr and "64" in out.stderr
+    assert len(out.stderr.splitlines()) == 1  # one error line, not a help panel
 
 
 # --- train --resume with a damaged or hostile run folder -----------------------------------
@@ -601,7 +600,7 @@ def test_train_resume_from_a_damaged_run_is_one_line_exit_2(tmp_path: Path, what
     run = _hostile_run(tmp_path, what)
     data = tmp_path / "data"
     data.mkdir()
-    code = "import typer; from imgcheck.trainer.cli import train_command; typer.run(train_command)"
+    code = "import sys; from imgcheck.cli import main; main(['train', *sys.argv[1:]])"
     argv = [sys.executable, "-c", code, "--data", str(data), "--out", str(run), "--resume"]
     out = subprocess.run(
         [*argv, "--device", "cpu", "--workers", "0"],

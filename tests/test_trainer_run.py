@@ -151,30 +151,44 @@ def test_ddp_two_gloo_processes_finish_an_epoch(photos: Path, tmp_path: Path) ->
 
 
 def test_cli_errors_exit_2(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import typer
-    from typer.testing import CliRunner
+    from fixtures_cli import run_cli
 
-    from imgcheck.trainer import cli
+    result = run_cli(["train", "--data", tmp_path / "missing", "--out", tmp_path / "r"])
+    assert result.exit_code == 2 and "not a folder" in result.stderr
+    assert result.stderr.startswith("imgcheck train: error: ")
 
-    app = typer.Typer()
-    app.command()(cli.train_command)
-    runner = CliRunner()
-
-    result = runner.invoke(app, ["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "not a folder" in result.output
-
-    result = runner.invoke(app, ["--data", str(photos), "--out", "x", "--crop", "30"])
+    result = run_cli(["train", "--data", photos, "--out", "x", "--crop", "30"])
     assert result.exit_code == 2 and "multiples of 16" in result.output
 
-    result = runner.invoke(
-        app, ["--data", str(photos), "--out", str(tmp_path / "r"), "--val-percent", "0"]
-    )
+    result = run_cli(["train", "--data", photos, "--out", tmp_path / "r", "--val-percent", "0"])
     assert result.exit_code == 2 and "validation" in result.output
     assert not (tmp_path / "r" / "checkpoints" / "last.pt").exists()
 
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
-    result = runner.invoke(app, ["--data", str(photos), "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "pip install 'imgcheck[train]'" in result.output
+    result = run_cli(["train", "--data", photos, "--out", tmp_path / "r", "--device", "tpu"])
+    assert result.exit_code == 2 and "--device" in result.stderr  # choices, from the field
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    result = run_cli(["train", "--data", photos, "--out", tmp_path / "r"])
+    assert result.exit_code == 2 and "pip install 'imgcheck-colorize[train]'" in result.output
+
+
+def test_every_train_config_field_is_one_option() -> None:
+    """The options come from TrainConfig: each field is a flag of the same name, with its
+    default, so a new setting needs no second place (and config.json round-trips)."""
+    import inspect
+    from dataclasses import fields
+
+    from imgcheck.trainer.cli import train_command
+    from imgcheck.trainer.config import TrainConfig
+
+    params = inspect.signature(train_command).parameters
+    assert list(params) == [f.name for f in fields(TrainConfig)]
+    for f in fields(TrainConfig):
+        info = params[f.name].default
+        assert info.help == f.metadata.get("help", "")
+        if not f.metadata.get("required"):
+            default = getattr(info.default, "value", info.default)
+            assert default == f.default, f.name
 
 
 def test_cli_module_does_not_import_torch() -> None:

@@ -7,7 +7,7 @@ resumed run continues with the very arguments it was started with.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 PHASES = ("l1", "gan", "cls")  # generator pre-training, adversarial training, classifier
@@ -21,69 +21,106 @@ class TrainError(Exception):
     """A problem the user can fix (bad flag, bad data, existing run): one line, exit code 2."""
 
 
+SCHEDULE, DATA, NETS, RUN = "Schedule", "Data and augmentation", "Networks", "Run"
+
+
+def option(default: Any, help: str, panel: str, **typer_args: Any) -> Any:
+    """A `TrainConfig` field that is also an `imgcheck train` option: its default, help and
+    help panel live here once, and `trainer.cli` builds the Typer option from them (flag name:
+    `--field-name`; a bool gets `--name/--no-name`). Extras: `flags=("--resume",)` replaces
+    the flag names, `required=True` (no default), `path=True` (shown as PATH), `choices=(...)`
+    (validated by click)."""
+    return field(default=default, metadata={"help": help, "panel": panel, **typer_args})
+
+
 @dataclass
 class TrainConfig:
-    data: str = ""
-    out: str = ""
+    """Every argument of a run. Each field is one `imgcheck train` option (see `option`)."""
+
+    data: str = option(
+        "", "Folder of colour photos (searched recursively; sub-folders are fine).", "",
+        required=True, path=True,
+    )  # fmt: skip
+    out: str = option("", "Run folder to create, e.g. runs/NAME.", "", required=True, path=True)
     # Schedule. Defaults: the shipped model, ~270 photos, ~38 min on 2 busy CPU cores with
     # --threads 1 (measured: L1 ~21 s, GAN ~29 s, classifier ~78 s per epoch, evaluation ~4 min).
     # val_l1 of the L1 phase flattens after ~15 epochs; the GAN phase is what adds colour.
-    epochs_l1: int = 15
-    epochs_gan: int = 25
-    epochs_cls: int = 10
-    batch_size: int = 16
-    lr: float = 2e-4
+    epochs_l1: int = option(15, "Generator pre-training epochs (L1 only).", SCHEDULE)
+    epochs_gan: int = option(25, "Adversarial epochs (GAN + L1 + chroma).", SCHEDULE)
+    epochs_cls: int = option(10, "Detector (classifier) epochs (patchgan detector).", SCHEDULE)
+    batch_size: int = option(16, "Photos per training step.", SCHEDULE)
+    lr: float = option(2e-4, "Adam learning rate (all phases).", SCHEDULE)
     # Generator loss in the GAN phase: GAN + lambda_ce * bin CE (bins head) + lambda_l1 * L1 +
     # lambda_chroma * chroma matching. L1 pulls ambiguous colours to their brown median, so with
     # the bins head it is only a light anchor.
-    lambda_ce: float = 1.0
-    lambda_l1: float = 10.0
-    lambda_chroma: float = 0.0
+    lambda_ce: float = option(1.0, "Weight of the ab-bin cross-entropy (bins head).", SCHEDULE)
+    lambda_l1: float = option(10.0, "Weight of the L1 loss in the GAN phase.", SCHEDULE)
+    lambda_chroma: float = option(0.0, "Weight of the anti-sepia chroma matching loss.", SCHEDULE)
     # Geometry. `crop`: generator training crops; `cls_crop`: classifier crops = the view's crop.
-    crop: int = 128
-    cls_crop: int = 256
-    cls_crops: int = 2  # crops per (real, colorized) pair and photo, to amortise colorizing
-    work_size: int = 256
-    max_side: int = 1024
-    view_grid: int = 2
+    crop: int = option(128, "Generator training crop (multiple of 16).", DATA)
+    cls_crop: int = option(256, "Classifier crop = the detector view's crop.", DATA)
+    # crops per (real, colorized) pair and photo, to amortise colorizing
+    cls_crops: int = option(2, "Crops per photo pair in the classifier phase.", DATA)
+    work_size: int = option(256, "Size the colorizer runs at (deployed).", DATA)
+    max_side: int = option(1024, "Photos are downscaled to this long side.", DATA)
+    view_grid: int = option(2, "Detector view: grid x grid crops per image.", DATA)
     # Classifier fakes: generator snapshots and baseline colorizers (comma separated).
-    cls_sources: str = "l1,gan_mid,gan,lut,chroma_lowres"
-    jpeg_prob: float = 0.8
-    blur_prob: float = 0.3
-    # Calibration: at most this share of real validation photos is flagged.
-    fpr: float = 0.01
-    # Data.
-    val_percent: int = 20
-    max_images: int = 0  # 0 = all
-    samples: int = 4  # rows of the per-epoch comparison grid
-    # Networks (see nets.ColorizerConfig / DiscriminatorConfig).
-    g_base: int = 16
-    g_depth: int = 4
-    g_max_channels: int = 128
-    g_head: str = "bins"  # "bins" (ab distribution, annealed mean) or "regression"
-    g_temperature: float = 0.38  # annealed-mean temperature of the bins head
-    d_base: int = 32
-    d_layers: int = 3
-    # Runtime.
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 2
-    threads: int = 0  # torch intra-op threads in the main process; 0 = torch's default
-    resume: bool = False
-    log_every: int = 10
-    ckpt_every: int = 100  # steps; a checkpoint is also written at the end of every epoch
-    eval_sources: str = "gan,l1,lut,exemplar,knn"  # colorizers the final report evaluates
-    # Detector stage (trainer.detector_stage): the zoo, the view, the LOFO protocol.
-    zoo_families: str = (
-        "gan,ours_pre,cnn,onnx,exemplar,knn,lut,propagation,tint,oracle_lowres,oracle_tone,"
-        "oracle_shift"
+    cls_sources: str = option(
+        "l1,gan_mid,gan,lut,chroma_lowres", "Classifier fakes: snapshots and baselines.", DATA
     )
-    detector: str = "forensic"  # "forensic" (zoo + forensic head) or "patchgan" (0.1: cls phase)
-    lofo: bool = False  # also run leave-one-family-out in the detector stage (~15 min on CPU)
-    zoo_onnx: str = ""  # colorizer ONNX files for the zoo's "onnx" family (comma separated)
-    zoo_per_photo: int = 3  # zoo families that colorize each training photo
-    det_max_side: int = 512  # detector view: long side of the image the tiles cover
-    det_tile: int = 128  # detector view: tile size
+    jpeg_prob: float = option(0.8, "Share of training crops JPEG-compressed (augmentation).", DATA)
+    blur_prob: float = option(0.3, "Share of training crops blurred (augmentation).", DATA)
+    # Calibration: at most this share of real validation photos is flagged.
+    fpr: float = option(0.01, "Calibration: max share of real val photos flagged.", DATA)
+    # Data.
+    val_percent: int = option(20, "Percent of the photos held out for validation.", DATA)
+    max_images: int = option(0, "Use at most N photos (0 = all), for quick runs.", DATA)
+    samples: int = option(4, "Rows of the per-epoch comparison grid.", DATA)
+    # Networks (see nets.ColorizerConfig / DiscriminatorConfig).
+    g_base: int = option(16, "Colorizer: channels of the first U-Net level.", NETS)
+    g_depth: int = option(
+        4, "Colorizer: U-Net levels (crop and work size: multiples of 2^depth).", NETS
+    )
+    g_max_channels: int = option(128, "Colorizer: channel cap of the deepest levels.", NETS)
+    g_head: str = option("bins", "Colorizer head: bins (ab distribution) or regression.", NETS)
+    g_temperature: float = option(0.38, "Annealed-mean temperature (bins head).", NETS)
+    d_base: int = option(32, "PatchGAN discriminator: channels of the first layer.", NETS)
+    d_layers: int = option(3, "PatchGAN discriminator: strided layers.", NETS)
+    # Runtime.
+    seed: int = option(0, "Random seed (split, crops, initialisation).", RUN)
+    device: str = option("auto", "Where to train.", RUN, choices=("auto", "cpu", "cuda"))
+    workers: int = option(2, "DataLoader worker processes (decoding).", RUN)
+    threads: int = option(
+        0,
+        "Torch threads in the main process (0 = all cores). On a busy shared machine 1 can be "
+        "much faster: idle OpenMP threads spin while others wait for a core.",
+        RUN,
+    )
+    resume: bool = option(
+        False, "Continue the run in --out from its last checkpoint.", RUN, flags=("--resume",)
+    )
+    log_every: int = option(10, "Steps between metrics.jsonl rows.", RUN)
+    ckpt_every: int = option(100, "Steps between checkpoints (also at every epoch end).", RUN)
+    eval_sources: str = option("gan,l1,lut,exemplar,knn", "Colorizers in the final report.", DATA)
+    # Detector stage (trainer.detector_stage): the zoo, the view, the LOFO protocol.
+    zoo_families: str = option(
+        "gan,ours_pre,cnn,onnx,exemplar,knn,lut,propagation,tint,oracle_lowres,oracle_tone,"
+        "oracle_shift",
+        "Colorizer zoo families for the detector.",
+        DATA,
+    )
+    detector: str = option(
+        "forensic",
+        "forensic: zoo + forensic discriminator (default); patchgan: the 0.1 classifier phase.",
+        DATA,
+    )
+    lofo: bool = option(
+        False, "Also run leave-one-family-out (the generalization table, ~15 min on CPU).", DATA
+    )
+    zoo_onnx: str = option("", "Colorizer ONNX files for the zoo's onnx family.", DATA)
+    zoo_per_photo: int = option(3, "Zoo families per training photo.", DATA)
+    det_max_side: int = option(512, "Detector view: long side the tiles cover.", DATA)
+    det_tile: int = option(128, "Detector view: tile size.", DATA)
 
     def validate(self) -> None:
         """Reject settings the networks cannot run with, before any data is read."""

@@ -19,6 +19,7 @@ import torch
 
 import imgcheck
 from imgcheck.atomic import atomic_write
+from imgcheck.errors import first_line
 from imgcheck.trainer.config import TrainError
 
 
@@ -64,8 +65,8 @@ def load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise TrainError(f"cannot read {path}: {reason.splitlines()[0]}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+        raise TrainError(f"cannot read {path}: {reason}") from None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -76,8 +77,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, pickle refused by the safe loader, I/O error
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TrainError(f"cannot resume from {path}: not a readable checkpoint ({first})") from None
+        raise TrainError(
+            f"cannot resume from {path}: not a readable checkpoint ({first_line(exc)})"
+        ) from None
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise TrainError(f"cannot resume from {path}: not an imgcheck training checkpoint")
     return state
