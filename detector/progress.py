@@ -26,11 +26,19 @@ from rich.text import Text
 
 from imgcheck.results import ScanResult, Status, Summary, Verdict
 
+RATE_AFTER_SECONDS = 1.0  # no rate before this: two images 13 us apart are not 75,000/s
+
 
 class _RateColumn(ProgressColumn):
+    """Images per second since the scan started. Rich's own `task.speed` is an estimate over
+    the last few updates, which at the start (a batch of results arriving together) reads tens
+    of thousands of images/s; the overall average is what the summary line reports too."""
+
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.1f} images/s" if speed else "- images/s", style="cyan")
+        elapsed = task.finished_time or task.elapsed or 0.0
+        if elapsed < RATE_AFTER_SECONDS or not task.completed:
+            return Text("- images/s", style="cyan")
+        return Text(f"{task.completed / elapsed:.1f} images/s", style="cyan")
 
 
 class ScanProgress:

@@ -424,3 +424,21 @@ def test_every_scan_flag_lands_in_scan_options() -> None:
 
     params = set(inspect.signature(cli_scan.scan_command).parameters) - {"ctx"}
     assert params == {f.name for f in fields(ScanOptions)}
+
+
+def test_progress_rate_is_the_average_not_a_burst() -> None:
+    """A batch of 8 results arriving together must not read as 75,000 images/s."""
+    from rich.progress import Progress
+
+    from imgcheck.progress import _RateColumn
+
+    now = [0.0]
+    progress = Progress(get_time=lambda: now[0])
+    task_id = progress.add_task("scan", total=None)
+    column, task = _RateColumn(), progress.tasks[0]
+    now[0] = 0.0001
+    progress.update(task_id, advance=8)
+    assert column.render(task).plain == "- images/s"  # too early to say
+    now[0] = 2.0
+    progress.update(task_id, advance=2)
+    assert column.render(task).plain == "5.0 images/s"  # 10 images in 2 s

@@ -148,14 +148,30 @@ def test_json_empty_and_streaming():
 # --- table --------------------------------------------------------------------------------
 
 
-def test_table_shows_rows_footer_and_escapes(monkeypatch):
+def test_table_shows_rows_and_escapes(monkeypatch):
     text = render("table", console_width=160)
     assert "imgs/colorized.jpg" in text and "colorized" in text
     assert "multi\\nline.jpg" in text  # the newline cannot break the table
     assert "photos/bad\\xff\\xfe.jpg" in text
     assert "<script>alert(1)</script>&.jpg" in text  # markup-free: shown literally
-    assert "17 images" in text and "6 colorized" in text and "2 error" in text
     assert "threshold 0.500" in text
+    assert "17 images" not in text  # the counts are scan's summary line, printed once
+
+
+def test_table_piped_keeps_each_row_on_one_line():
+    """Not a terminal (`| cat`): no 80-column wrap, a long file name stays whole."""
+    from imgcheck.results import ScanResult, Status
+
+    long = "a folder with a long name/" * 6 + "and a photo with a long name.jpg"
+    rows = [ScanResult("short.jpg", Status.OK, score=0.1), ScanResult(long, Status.OK, score=0.9)]
+    stream = io.StringIO()
+    reporter = open_reporter("table", stream, threshold=0.5)
+    for r in rows:
+        reporter.add(r)
+    reporter.finish(summary_of(rows))
+    lines = stream.getvalue().splitlines()
+    assert any(long in line for line in lines)
+    assert len(lines) == 3 + len(rows)  # model line, header, rule, then one line per row
 
 
 def test_table_streams_in_chunks(monkeypatch):
