@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import functools
 import io
-import os
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -35,13 +32,16 @@ from typing import Any, TypeVar, overload
 import numpy as np
 from PIL import Image
 
+from imgcheck.bounded import Pending, ordered_map, thread_pool
 from imgcheck.decode import DEFAULT_MAX_PIXELS, Decoded, decode, to_rgb
+from imgcheck.errors import first_line
 from imgcheck.manifest import resolve_checked
 from imgcheck.models import ModelInfo
+from imgcheck.options import DEFAULT_BATCH_SIZE
+from imgcheck.options import default_workers as _default_workers
 from imgcheck.outputs import Target, save_image
 from imgcheck.session import Device, ModelError, active_provider, create_session
 
-DEFAULT_BATCH_SIZE = 8
 # Pixels the model sees in one session.run. The graph holds several float32 full-resolution
 # planes per image, so ~4 MP per batch stays well under 1 GB; a bigger image runs alone.
 DEFAULT_BATCH_PIXELS = 4_000_000
@@ -280,7 +280,17 @@ class Batcher:
         return [self._pop(shape) for shape in list(self.groups)]
 
 
+def _prepare(job: Job, max_pixels: int | None) -> _Loaded | ColorizeResult:
+    """One job in a worker thread: its result when there is nothing to do, else its pixels."""
+    if job.error is not None or job.target is None:
+        return ColorizeResult(job.display, Outcome.ERROR, error=job.error or "no output")
+    if job.target.done:
+        return ColorizeResult(job.display, Outcome.SKIPPED, str(job.target.output))
+    return _load(job, max_pixels)
+
+
 def _load(job: Job, max_pixels: int | None) -> _Loaded | ColorizeResult:
+    """Decode one input as colorize does (upright sRGB pixels), or its error result."""
     decoded = decode(job.path, max_pixels=max_pixels)
     if not isinstance(decoded, Decoded):
         return ColorizeResult(
@@ -319,10 +329,10 @@ def _finish(item: _Loaded, out: np.ndarray, quality: int) -> ColorizeResult:
 
 
 def _one_line(exc: BaseException) -> str:
+    """An OSError's reason in lower case (`permission denied`), else the first line."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror[:1].lower() + exc.strerror[1:]
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    return first_line(exc)
 
 
 def _infer(colorizer: Colorizer, batch: list[_Loaded]) -> list[tuple[_Loaded, np.ndarray | str]]:
@@ -352,57 +362,37 @@ def run_jobs(
 
     In flight at once: at most `2 * workers` decodes, the images waiting in the batcher
     (`batch_pixels`) and about `2 * workers + batch_size` encodes. Closing the generator (or
-    Ctrl-C) cancels queued work and waits for running writes, which are atomic anyway.
+    Ctrl-C) cancels queued work and waits for running writes, which are atomic anyway. The
+    threads are `imgcheck.bounded`'s, the pipeline scan uses too.
     """
     limit = max(2, 2 * workers)
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="imgcheck-io")
-    decodes: deque[Future[_Loaded | ColorizeResult]] = deque()
-    encodes: deque[Future[ColorizeResult]] = deque()
     batcher = Batcher(batch_size, batch_pixels)
+    encodes: Pending[ColorizeResult] = Pending()
+    load = functools.partial(_prepare, max_pixels=max_pixels)
 
-    def settle(keep: int) -> Iterator[ColorizeResult]:
-        while encodes and (len(encodes) > keep or encodes[0].done()):
-            yield encodes.popleft().result()
+    with thread_pool(workers, "imgcheck-io") as pool:
 
-    def run_batches(batches: list[list[_Loaded]]) -> Iterator[ColorizeResult]:
-        for batch in batches:
-            for item, out in _infer(colorizer, batch):
-                if isinstance(out, str):
-                    h, w = item.rgb.shape[:2]
-                    yield ColorizeResult(
-                        item.job.display, Outcome.ERROR, None, w, h, item.grayscale, out
-                    )
-                else:
-                    encodes.append(pool.submit(_finish, item, out, quality))
-            yield from settle(limit)
+        def run_batches(batches: list[list[_Loaded]]) -> Iterator[ColorizeResult]:
+            for batch in batches:
+                for item, out in _infer(colorizer, batch):
+                    if isinstance(out, str):
+                        h, w = item.rgb.shape[:2]
+                        yield ColorizeResult(
+                            item.job.display, Outcome.ERROR, None, w, h, item.grayscale, out
+                        )
+                    else:
+                        encodes.put(pool.submit(_finish, item, out, quality))
+                yield from encodes.take(limit)
 
-    def take(future: Future[_Loaded | ColorizeResult]) -> Iterator[ColorizeResult]:
-        loaded = future.result()
-        if isinstance(loaded, ColorizeResult):
-            yield loaded
-            return
-        yield from run_batches(batcher.add(loaded, loaded.rgb.shape[:2]))
-
-    try:
-        for job in jobs:
-            if job.error is not None or job.target is None:
-                yield ColorizeResult(job.display, Outcome.ERROR, error=job.error or "no output")
-                continue
-            if job.target.done:
-                yield ColorizeResult(job.display, Outcome.SKIPPED, str(job.target.output))
-                continue
-            decodes.append(pool.submit(_load, job, max_pixels))
-            while len(decodes) >= limit:
-                yield from take(decodes.popleft())
-            yield from settle(limit)
-        while decodes:
-            yield from take(decodes.popleft())
+        for loaded in ordered_map(pool, load, jobs, limit):
+            if isinstance(loaded, ColorizeResult):  # failed, skipped or not decodable
+                yield loaded
+            else:
+                yield from run_batches(batcher.add(loaded, loaded.rgb.shape[:2]))
+            yield from encodes.take(limit)
         yield from run_batches(batcher.flush())
-        yield from settle(0)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        yield from encodes.take(0)
 
 
-def default_workers() -> int:
-    """Decode/encode threads: a few are enough to keep the model busy; more only add memory."""
-    return max(1, min(4, os.cpu_count() or 1))
+# Colorize's thread default lives with scan's in imgcheck.options; the name stays for callers.
+default_workers = functools.partial(_default_workers, "colorize")

@@ -2,9 +2,9 @@
 
 Streaming by construction, so memory stays flat whatever the folder size:
 - paths come lazily from `inputs.iter_inputs` (never a full file list);
-- at most `window` images are in flight (decoded or being decoded): the main thread submits a
-  new decode only when it takes a finished one, the semaphore pattern without `Executor.map`
-  (which would consume a million-path iterator up front on Python < 3.14);
+- at most `window` images are in flight (decoded or being decoded): `bounded.ordered_map`
+  submits a new decode only when the main thread takes a finished one (the pipeline shared
+  with colorize);
 - results leave in input order as soon as their batch ran, so reports are deterministic and
   are written while the scan goes on.
 
@@ -22,7 +22,6 @@ import math
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +30,9 @@ import numpy as np
 from PIL import Image
 
 from imgcheck import view as view_mod
+from imgcheck.bounded import ordered_map, thread_pool
 from imgcheck.decode import DEFAULT_MAX_PIXELS, Decoded, MemoryBudget, decode
+from imgcheck.errors import first_line
 from imgcheck.inputs import InputItem, iter_inputs
 from imgcheck.manifest import resolve_checked
 from imgcheck.models import ModelInfo
@@ -132,7 +133,7 @@ def prepare(
         result.view_size = target
         return _Prepared(result, crops, boxes)
     except Exception as exc:  # a bug for one odd file must not end a million-file scan
-        message = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
+        message = f"internal error: {type(exc).__name__}: {first_line(exc)}"
         return _Prepared(ScanResult(item.path, Status.ERROR, error=message))
 
 
@@ -278,9 +279,8 @@ class Scanner:
         try:
             outs = self.session.run(self._outputs, {self._input: crops})
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(
-                f"the detector failed on a batch of {len(crops)} crops: {first}"
+                f"the detector failed on a batch of {len(crops)} crops: {first_line(exc)}"
             ) from exc
         scores = np.asarray(outs[0], dtype=np.float32).reshape(-1)
         maps = np.asarray(outs[1], dtype=np.float32) if len(outs) > 1 else None
@@ -309,37 +309,23 @@ class Scanner:
 
     def run(self, items: Iterable[InputItem]) -> Iterator[ScanResult]:
         """Stream results in input order (see the module doc for the memory bound)."""
-        source = iter(items)
-        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="imgcheck-decode")
-        inflight: deque[Future[_Prepared]] = deque()
         ready: deque[_Prepared] = deque()  # taken from workers, in order, awaiting the batch
         waiting = 0  # how many in `ready` still need the detector
-        exhausted = False
-        try:
-            while True:
-                while not exhausted and len(inflight) < self.window:
-                    item = next(source, None)
-                    if item is None:
-                        exhausted = True
-                    else:
-                        inflight.append(pool.submit(self.prepare, item))
-                if not inflight and not ready:
-                    return
-                if inflight:
-                    prep = inflight.popleft().result()
-                    ready.append(prep)
-                    waiting += prep.crops is not None
-                # Score when the batch is full, when nothing else will come, or when rows that
-                # need no detector pile up behind a partial batch (keeps `ready` bounded).
-                if waiting and (
-                    waiting >= self.batch_size or not inflight or len(ready) >= self.window
-                ):
+        with thread_pool(self.workers, "imgcheck-decode") as pool:
+            for prep in ordered_map(pool, self.prepare, items, self.window):
+                ready.append(prep)
+                waiting += prep.crops is not None
+                # Score when the batch is full, or when rows that need no detector pile up
+                # behind a partial batch (keeps `ready` bounded).
+                if waiting and (waiting >= self.batch_size or len(ready) >= self.window):
                     self.score(list(ready))
                     waiting = 0
                 while ready and (ready[0].crops is None):
                     yield ready.popleft().result
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if waiting:  # nothing else will come: the last, partial batch
+                self.score(list(ready))
+            while ready:
+                yield ready.popleft().result
 
 
 def scan(
