@@ -11,6 +11,8 @@ never flag anything (threshold 5.0 or NaN: a CI gate that always passes), flags 
 - detector: `threshold` (when given) a finite number strictly between 0 and 1, `view` an object of
   integers (and `mode`, `aggregate` strings), `min_side` an integer >= 1;
 - colorizer: `work_size` an integer >= 16;
+- detector `cascade` (optional, `imgcheck.cascade`): `stages` of increasing integer `tiles` with
+  thresholds strictly between 0 and 1, the `detector_threshold` and `view` it was calibrated for;
 - `version`, `threshold_rule`: strings when present; `variants`: an object.
 
 A bare `.onnx` given with `--model` has no manifest; its metadata threshold is range-checked the
@@ -24,6 +26,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from imgcheck.cascade import problems as cascade_problems
 from imgcheck.models import DEFAULT_DIR, MANIFEST, ModelInfo, read_manifest, resolve
 from imgcheck.session import ModelError
 
@@ -72,6 +75,8 @@ def _entry_problems(name: str, entry: Any, kind: str | None) -> list[str]:
             problems.append(
                 f"{name}.view must be an object of integers (and mode/aggregate strings)"
             )
+    if kind == "detector" and "cascade" in entry:
+        problems += cascade_problems(entry["cascade"])
     if "min_side" in entry and not (_int(entry["min_side"]) and entry["min_side"] >= 1):
         problems.append(f"{name}.min_side must be an integer >= 1")
     if kind == "colorizer" or "work_size" in entry:

@@ -55,6 +55,7 @@ class ScanOptions:
     device: str = "auto"  # a session.Device value
     variant: str = "fp32"  # a models.Variant value
     threshold: float | None = None
+    cascade: bool = True  # imgcheck.cascade, where the model's manifest carries one
     batch_size: int = DEFAULT_BATCH_SIZE
     workers: int = 0  # 0: default_workers("scan")
     max_pixels: int = 0  # 0: Pillow's limit (cli_common.pixel_limit)

@@ -1,6 +1,7 @@
 """The one result type behind every report format (table, csv, json, jsonl, html, sarif).
 
-`CSV_COLUMNS` is a documented, stable contract: tools parse it, so never reorder or rename.
+`CSV_COLUMNS` is a documented, stable contract: tools parse it, so never reorder or rename;
+a new column is only ever appended (round 2 appended `stage`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,25 @@ class Verdict(str, Enum):
     NOT_APPLICABLE = "n/a"  # grayscale or error rows
 
 
-CSV_COLUMNS = ("path", "status", "score", "verdict", "width", "height", "format", "error")
+CSV_COLUMNS = (
+    "path",
+    "status",
+    "score",
+    "verdict",
+    "width",
+    "height",
+    "format",
+    "error",
+    "stage",
+)
+
+
+class Stage(str, Enum):
+    """Which model decided an ok row: the cascade's cheap screen (the image scored below the
+    screen threshold, so the detector never ran; `score` is the screen's) or the detector."""
+
+    SCREEN = "screen"
+    DETECTOR = "detector"
 
 
 @dataclass
@@ -40,6 +59,7 @@ class ScanResult:
     height: int | None = None
     format: str | None = None  # decoder's format name, e.g. JPEG, PNG
     error: str | None = None  # human-readable message for status error
+    stage: Stage | None = None  # which model decided (ok rows only)
     # Not part of the CSV contract: per-crop patch maps for HTML heatmaps, in view coordinates.
     patch_maps: list[Any] = field(default_factory=list, repr=False)
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list, repr=False)
@@ -67,6 +87,7 @@ class ScanResult:
             "height": self.height,
             "format": self.format,
             "error": self.error,
+            "stage": None if self.stage is None else self.stage.value,
         }
 
 

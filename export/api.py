@@ -160,6 +160,8 @@ def _build(
             "onnxruntime": onnxruntime.__version__,
         },
     }
+    if run.cascade is not None:
+        manifest["detector"]["cascade"] = run.cascade
     if variants:
         _variants(run, tmp, manifest, calib, calib_count, say, timing_seconds)
     else:

@@ -51,6 +51,8 @@ class TrainedRun:
     data_digest: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     version: str = ""
+    # The scan cascade's stages (trainer/cascade.py): the manifest's `detector.cascade`.
+    cascade: dict[str, Any] | None = None
 
 
 def load_run(run_dir: Path) -> TrainedRun:
@@ -118,6 +120,13 @@ def load_run(run_dir: Path) -> TrainedRun:
             f"{detector.min_size}"
         )
     metrics = ckpt.get("metrics") or {}
+    cascade = ckpt.get("cascade")
+    if cascade is not None:
+        from imgcheck.cascade import problems
+
+        bad = problems(cascade)
+        if bad:
+            raise ExportError(f"{path}: bad cascade ({'; '.join(bad)})")
     return TrainedRun(
         run_dir=run_dir,
         generator=generator.eval(),
@@ -129,4 +138,5 @@ def load_run(run_dir: Path) -> TrainedRun:
         data_digest=str(ckpt.get("data_digest", "")),
         metrics=dict(metrics) if isinstance(metrics, dict) else {},
         version=str(ckpt.get("version", "")),
+        cascade=dict(cascade) if cascade is not None else None,
     )

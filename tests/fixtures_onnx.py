@@ -99,9 +99,13 @@ def write_model_folder(
     view: dict[str, Any] | None = None,
     corrupt_sha: bool = False,
     variants: tuple[str, ...] = (),
+    cascade: list[tuple[int, float]] | None = None,
     **kwargs: Any,
 ) -> Path:
     """A model folder with `manifest.json` (what `imgcheck export` writes), sha256 included.
+
+    `cascade`: (tiles, threshold) stages for the detector entry's `cascade` (imgcheck.cascade),
+    said to be calibrated for this threshold and view.
 
     `variants` (e.g. `("int8",)`) also writes `detector.<name>.onnx`, a copy of the fake model
     with `imgcheck.variant` metadata, listed under the manifest's `variants` with its sha256."""
@@ -140,6 +144,13 @@ def write_model_folder(
             "device": "cuda" if name == "fp16" else "cpu",
             "auc_delta": 0.0,
             "speed_ratio": 1.0,
+        }
+    if cascade is not None:
+        manifest["detector"]["cascade"] = {
+            "stages": [{"tiles": k, "threshold": t} for k, t in cascade],
+            "detector_threshold": threshold,
+            "view": view or TEST_VIEW,
+            "calibrated_on": {"keep": 0.995},
         }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return folder

@@ -58,7 +58,7 @@ def test_csv_when_piped_and_exit_codes(photos: Path, model_dir: Path) -> None:
         "muted.png": ("ok", "real"),
     }
     assert list(rows(result.stdout)[0]) == [
-        "path", "status", "score", "verdict", "width", "height", "format", "error",
+        "path", "status", "score", "verdict", "width", "height", "format", "error", "stage",
     ]  # fmt: skip
     summary = result.stderr.strip().splitlines()[-1]
     assert "3 images" in summary and "1 colorized" in summary and "1 real" in summary

@@ -50,6 +50,12 @@ def test_stage_writes_zoo_lofo_and_a_forensic_final(run: Path) -> None:
     assert 0.0 < final["threshold"] <= 1.0
     info = json.loads((run / "detector.json").read_text())
     assert info["real_flagged_clean"] <= 0.01 + 1e-9
+    # The scan cascade, calibrated for this detector: stages below its threshold.
+    cascade = final["cascade"]
+    assert cascade["detector_threshold"] == final["threshold"] and cascade["view"] == final["view"]
+    assert all(0.0 < s["threshold"] <= final["threshold"] for s in cascade["stages"])
+    measured = json.loads((run / "cascade.json").read_text())
+    assert measured["summary"]["worst_kept"] >= 0.995
 
 
 def test_train_tiles_are_matched_pairs(run: Path) -> None:
@@ -75,6 +81,7 @@ def test_export_of_the_forensic_detector_matches_torch(run: Path, tmp_path: Path
     export_run(run, out, variants=False)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["detector"]["view"]["mode"] == "tiles"
+    assert manifest["detector"]["cascade"]["stages"]  # the scan cascade ships with it
 
     import imgcheck
 

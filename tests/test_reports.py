@@ -60,7 +60,7 @@ def test_csv_round_trips_with_exact_header_and_neutralised_cells():
     text = render("csv", rows)
     parsed = list(csv.reader(io.StringIO(text, newline="")))
     assert tuple(parsed[0]) == CSV_COLUMNS
-    assert text.startswith("path,status,score,verdict,width,height,format,error\r\n")
+    assert text.startswith("path,status,score,verdict,width,height,format,error,stage\r\n")
     body = parsed[1:]
     assert len(body) == len(rows)
     paths = [r[0] for r in body]
@@ -266,4 +266,4 @@ def test_atomic_output_stdout_bytes_match_file(tmp_path: Path):
         [sys.executable, "-c", code, str(out)], capture_output=True, env=env, timeout=60, check=True
     )
     assert proc.stdout == out.read_bytes()
-    assert out.read_bytes().endswith("caf\u00e9 \u732b.jpg,grayscale,,n/a,,,,\r\n".encode())
+    assert out.read_bytes().endswith("caf\u00e9 \u732b.jpg,grayscale,,n/a,,,,,\r\n".encode())

@@ -9,7 +9,9 @@ be re-run on a finished run folder, e.g. to add a zoo family):
 2. colorize + degrade + featurize once into RUN/zoo/ (`trainer.zoo_data`; resumable),
 3. optionally the leave-one-family-out table (`trainer.lofo`) -> RUN/lofo.json, RUN/lofo.md,
 4. fit the shipped head on all families, calibrate its threshold on the real validation
-   photos (clean + 4:2:0), and write it into checkpoints/final.pt for `imgcheck export`.
+   photos (clean + 4:2:0), and write it into checkpoints/final.pt for `imgcheck export`,
+5. calibrate the scan cascade's stage thresholds against the shipped detector
+   (`trainer.cascade`) -> RUN/cascade.json and final.pt (`--no-cascade` leaves it out).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from typing import Any
 
 import torch
 
+from imgcheck.trainer import cascade
 from imgcheck.trainer.config import TrainConfig, TrainError
 from imgcheck.trainer.data import Split, load_rgb, to_tensor
+from imgcheck.trainer.detector_head import ForensicConfig, ForensicDetector
 from imgcheck.trainer.lofo import ZooData, fit_shipped, markdown_table, run_lofo
 from imgcheck.trainer.nets import ColorizerConfig
 from imgcheck.trainer.runs import load_checkpoint, load_json, save_json, save_torch
@@ -50,8 +54,12 @@ def run_stage(
     say: Any = print,
     only: list[str] | None = None,
     fit: bool = True,
+    with_cascade: bool = True,
+    cascade_only: bool = False,
 ) -> dict[str, Any]:
-    """`only`: precompute just these families (the rest later); `fit=False`: stop after the zoo."""
+    """`only`: precompute just these families (the rest later); `fit=False`: stop after the zoo;
+    `with_cascade=False`: no cascade (the export then ships none); `cascade_only`: keep the
+    detector final.pt holds and calibrate only the cascade for it."""
     run_dir = Path(run_dir)
     cfg = TrainConfig.from_dict(load_json(run_dir / "config.json")["config"])
     split = Split.from_dict(load_json(run_dir / "split.json"))
@@ -103,6 +111,17 @@ def run_stage(
         return {"zoo_s": time.time() - t0}
     data = ZooData.load(zoo_dir)
     result: dict[str, Any] = {"zoo_s": time.time() - t0, "families": data.families}
+    final_path = run_dir / "checkpoints" / "final.pt"
+    if cascade_only:
+        final = torch.load(final_path, map_location="cpu", weights_only=True)
+        if final.get("detector_kind") != "forensic":
+            raise TrainError(f"{final_path} holds no forensic detector to calibrate a cascade for")
+        det = ForensicDetector(ForensicConfig.from_dict(dict(final["detector_config"])))
+        det.load_state_dict(final["detector"])
+        spec = ViewSpec.from_dict(dict(final["view"]))
+        final["cascade"] = _calibrate_cascade(run_dir, data, det.eval(), final["threshold"], spec, say)
+        save_torch(final, final_path)
+        return result
     if lofo:
         t1 = time.time()
         table = run_lofo(data, say=say)
@@ -116,8 +135,10 @@ def run_stage(
         f"{cfg.fpr:.2%} of the {info['n_real_calibration']} real validation images (clean and "
         f"4:2:0 re-encoded; view tiles {spec.crop} px at max_side {spec.max_side}, logit mean)"
     )
-    final_path = run_dir / "checkpoints" / "final.pt"
     final = torch.load(final_path, map_location="cpu", weights_only=True)
+    final.pop("cascade", None)  # a cascade belongs to the detector it was calibrated for
+    if with_cascade:
+        final["cascade"] = _calibrate_cascade(run_dir, data, det, threshold, spec, say)
     final.update(
         detector=det.state_dict(),
         detector_config=det.cfg.to_dict(),
@@ -141,6 +162,45 @@ def run_stage(
     return result
 
 
+def _calibrate_cascade(
+    run_dir: Path,
+    data: ZooData,
+    det: ForensicDetector,
+    threshold: float,
+    spec: ViewSpec,
+    say: Any,
+) -> dict[str, Any]:
+    """The scan cascade's stages for this detector (final.pt's `cascade`, the manifest's
+    `detector.cascade`), with what they keep and cost on validation -> RUN/cascade.json."""
+    groups = cascade.val_tiles(det, data)
+    how = spec.aggregate
+    stages = cascade.calibrate(groups, threshold, how)
+    measured = cascade.measure(groups, stages, threshold, how)
+    held_out = cascade.split_half(groups, threshold, how)
+    info = {
+        "keep": cascade.KEEP,
+        "margin": cascade.MARGIN,
+        "n_val_photos": len(groups["real"]["clean"]),
+        "summary": cascade.summary(measured),
+        "held_out_worst_kept": held_out["worst_kept"],
+    }
+    save_json({**info, "measured": measured, "split_half": held_out}, run_dir / "cascade.json")
+    table = cascade.markdown(measured, held_out, threshold)
+    (run_dir / "cascade.md").write_text(table + "\n", encoding="utf-8")
+    s = info["summary"]
+    say(
+        f"cascade: stop after {stages[0][0]} tiles below {stages[0][1]:.4f}; real photos score "
+        f"{s['real_tiles_per_image']:.1f} of {s['real_tiles_without']:.1f} tiles; detections "
+        f"kept {s['worst_kept']:.3f} (held-out half {held_out['worst_kept']:.3f})"
+    )
+    return {
+        "stages": [{"tiles": k, "threshold": t} for k, t in stages],
+        "detector_threshold": threshold,
+        "view": spec.to_dict(),
+        "calibrated_on": info,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m imgcheck.trainer.detector_stage")
     ap.add_argument(
@@ -151,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--only", default="", help="precompute only these families (comma separated)")
     ap.add_argument("--zoo-only", action="store_true", help="stop after precomputing the zoo")
+    ap.add_argument("--no-cascade", action="store_true", help="no scan cascade")
+    ap.add_argument(
+        "--cascade-only",
+        action="store_true",
+        help="keep final.pt's detector; calibrate only its cascade",
+    )
     args = ap.parse_args(argv)
     only = [f for f in args.only.split(",") if f] or None
     try:
@@ -161,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             args.processes,
             only=only,
             fit=not args.zoo_only,
+            with_cascade=not args.no_cascade,
+            cascade_only=args.cascade_only,
         )
     except (TrainError, FileNotFoundError, KeyError) as exc:
         print(f"imgcheck train: error: {exc}", file=sys.stderr)

@@ -28,7 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from imgcheck.trainer.colour import rgb_to_lab
-from imgcheck.trainer.guided import box_valid, crop_border, linear_coefficients
+from imgcheck.trainer.guided import box_valid, centre, crop_border, linear_coefficients
 
 SCALES = (1, 2, 4, 8)
 _PER_SCALE = (
@@ -54,7 +54,15 @@ _GLOBAL = (
     "l_a_corr",
     "l_b_corr",
 )
-FEATURES: tuple[str, ...] = tuple(f"{name}@{s}" for s in SCALES for name in _PER_SCALE) + _GLOBAL
+
+
+def feature_names(scales: tuple[int, ...] = SCALES) -> tuple[str, ...]:
+    """The features `tile_features(rgb, scales)` returns, in order."""
+    return tuple(f"{name}@{s}" for s in scales for name in _PER_SCALE) + _GLOBAL
+
+
+# Every feature (all scales): what the zoo stores, so a detector may use any subset of scales.
+FEATURES: tuple[str, ...] = feature_names()
 # Which features are "forensic" (the ablation switches these off, leaving colour statistics).
 FORENSIC = tuple(f for f in FEATURES if "@" in f or f.startswith("hp_corr"))
 
@@ -73,7 +81,12 @@ def _hp(x: torch.Tensor) -> torch.Tensor:
 
 
 def _scale_features(L: torch.Tensor, ab: torch.Tensor) -> list[torch.Tensor]:
-    """L (N,1,h,w) in [0, 1], ab (N,2,h,w) in about [-1, 1] at one scale -> 5 (N,) features."""
+    """L (N,1,h,w) in [0, 1], ab (N,2,h,w) in about [-1, 1] at one scale -> 6 (N,) features.
+
+    Every feature here is unchanged by adding a constant to L or ab, so both are centred first
+    (`guided.centre`): the float32 running sums behind `box_valid` stay small and exact.
+    """
+    L, ab = centre(L), centre(ab)
     A, B, _ = linear_coefficients(L, ab, radius=2, eps=1e-4, valid=True)
     resid = crop_border(ab, 2) - (A * crop_border(L, 2) + B)
     mean_ab = box_valid(ab, 2)
@@ -114,16 +127,20 @@ def _corr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.log((1 + c) / (1 - c))
 
 
-def tile_features(rgb: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) sRGB in [0, 1] tiles -> (N, len(FEATURES)) float features."""
+def tile_features(rgb: torch.Tensor, scales: tuple[int, ...] = SCALES) -> torch.Tensor:
+    """(N, 3, H, W) sRGB in [0, 1] tiles -> (N, len(feature_names(scales))) float features.
+
+    Scale 1 (full resolution) costs about three quarters of the whole: a detector trained
+    without it (`ForensicConfig.scales`) exports a graph that never computes it."""
     lab = rgb_to_lab(rgb)
     L, ab = lab[:, :1] / 100.0, lab[:, 1:] / 100.0
     feats: list[torch.Tensor] = []
-    for s in SCALES:
+    for s in scales:
         Ls = F.avg_pool2d(L, s) if s > 1 else L
         abs_ = F.avg_pool2d(ab, s) if s > 1 else ab
         feats += _scale_features(Ls, abs_)
-    r, g, b = _hp(rgb[:, :1]), _hp(rgb[:, 1:2]), _hp(rgb[:, 2:])
+    rgb_c = centre(rgb)
+    r, g, b = _hp(rgb_c[:, :1]), _hp(rgb_c[:, 1:2]), _hp(rgb_c[:, 2:])
     feats += [_corr(r, g), _corr(g, b), _corr(r, b)]
     chroma = torch.sqrt((ab * ab).sum(1, keepdim=True) + 1e-8)
     c_mean = chroma.mean(dim=(-1, -2, -3))
@@ -155,4 +172,4 @@ def tile_features(rgb: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
 
 
-__all__ = ["FEATURES", "FORENSIC", "SCALES", "tile_features"]
+__all__ = ["FEATURES", "FORENSIC", "SCALES", "feature_names", "tile_features"]

@@ -26,17 +26,28 @@ def box_valid(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over (2r+1)^2 windows that fit inside the map (output smaller by 2r per side).
 
     For statistics over a tile, where the border needs no value of its own. Computed from
-    running sums (an integral image, one CumSum per axis), which is an order of magnitude
-    faster on CPU than `avg_pool2d` in torch and traces to ONNX CumSum + Slice.
+    running sums (an integral image, one CumSum per axis), which traces to ONNX CumSum + Slice
+    and runs 2-4x faster in ONNX Runtime than AveragePool or a box convolution (measured on
+    16 tiles of 128 px: 48 ms vs 185-240 ms for the forensic features).
+
+    Running sums in float32 lose precision as they grow, and window variances are differences
+    of such sums: callers pass maps centred per tile (`centre`), which keeps the sums small so
+    that torch and ONNX Runtime agree to ~1e-6 (uncentred maps were 1e-3 apart on smooth tiles).
     """
     k = 2 * radius + 1
-    # Running sums in float64: window variances are differences of such sums, and in float32
-    # the cancellation left torch and ONNX Runtime 1e-3 apart on smooth tiles.
-    x64 = x.double()
-    c = torch.cumsum(F.pad(x64, (1, 0)), dim=-1)
-    x64 = c[..., k:] - c[..., :-k]
-    c = torch.cumsum(F.pad(x64, (0, 0, 1, 0)), dim=-2)
-    return ((c[..., k:, :] - c[..., :-k, :]) / float(k * k)).to(x.dtype)
+    c = torch.cumsum(F.pad(x, (1, 0)), dim=-1)
+    x = c[..., k:] - c[..., :-k]
+    c = torch.cumsum(F.pad(x, (0, 0, 1, 0)), dim=-2)
+    return (c[..., k:, :] - c[..., :-k, :]) / float(k * k)
+
+
+def centre(x: torch.Tensor) -> torch.Tensor:
+    """Each map minus its own mean: what `box_valid` statistics are computed on (see there).
+
+    Window variances, covariances, fit residuals and high-pass energies do not change when a
+    constant is subtracted, so centring changes no feature, only the rounding.
+    """
+    return x - x.mean(dim=(-1, -2), keepdim=True)
 
 
 def crop_border(x: torch.Tensor, radius: int) -> torch.Tensor:

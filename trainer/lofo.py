@@ -78,7 +78,8 @@ def _renumber(image: np.ndarray) -> np.ndarray:
     return inverse.astype(np.int64)
 
 
-def _scores(det: ForensicDetector, d: dict[str, np.ndarray], variant: str) -> np.ndarray:
+def variant_scores(det: ForensicDetector, d: dict[str, np.ndarray], variant: str) -> np.ndarray:
+    """Image scores of one zoo file's images of one variant, in photo order."""
     rows = np.flatnonzero(d["variant"] == variant)
     keep = np.isin(d["image"], rows)
     remap = np.full(len(d["variant"]), -1)
@@ -88,7 +89,7 @@ def _scores(det: ForensicDetector, d: dict[str, np.ndarray], variant: str) -> np
 
 def real_scores(det: ForensicDetector, data: ZooData) -> dict[str, np.ndarray]:
     """The real validation photos' image scores per variant (clean, q75, 420)."""
-    return {v: _scores(det, data.val_real, v) for v in ("clean", "q75", "420")}
+    return {v: variant_scores(det, data.val_real, v) for v in ("clean", "q75", "420")}
 
 
 def evaluate_family(
@@ -105,7 +106,7 @@ def evaluate_family(
     t = threshold if threshold is not None else threshold_for_fpr(real["clean"], 0.01)
     out: dict[str, float] = {}
     for v in ("clean", "q75"):
-        fake = _scores(det, data.val[family], v)
+        fake = variant_scores(det, data.val[family], v)
         labels = np.r_[np.zeros(len(real[v])), np.ones(len(fake))]
         out[f"auc_{v}"] = roc_auc(labels, np.r_[real[v], fake])
         if v == "clean":
