@@ -31,13 +31,14 @@ from PIL import Image
 
 from imgcheck import view as view_mod
 from imgcheck.bounded import ordered_map, thread_pool
+from imgcheck.cascade import Cascade, tile_order
 from imgcheck.decode import DEFAULT_MAX_PIXELS, Decoded, MemoryBudget, decode
 from imgcheck.errors import first_line
 from imgcheck.inputs import InputItem, iter_inputs
 from imgcheck.manifest import resolve_checked
 from imgcheck.models import ModelInfo
 from imgcheck.options import DEFAULT_BATCH_SIZE, ScanOptions, default_workers
-from imgcheck.results import ScanResult, Status, Verdict
+from imgcheck.results import ScanResult, Stage, Status, Verdict
 from imgcheck.session import Device, ModelError, active_provider, create_session
 from imgcheck.view import ViewSpec
 
@@ -158,6 +159,7 @@ class Scanner:
         thumbnails: bool = False,
         variant: str | None = None,
         threads: int | None = None,
+        cascade: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -197,6 +199,7 @@ class Scanner:
             self.warnings.append(
                 f"the model has no calibrated threshold; using {DEFAULT_THRESHOLD}"
             )
+        self.cascade = self._cascade() if cascade else None
         # Decode memory across the workers, not only pixels per image (a 38-byte WebP can
         # decode to 13000x13000): big images wait for each other instead of stacking up.
         self.budget = MemoryBudget()
@@ -213,11 +216,23 @@ class Scanner:
             "threshold": options.threshold,
             "view": options.view,
             "variant": options.variant,
+            "cascade": options.cascade,
         }
         if options.max_pixels:
             kwargs["max_pixels"] = options.max_pixels
         kwargs.update(overrides)
         return cls(options.model, options.device, **kwargs)
+
+    def _cascade(self) -> Cascade | None:
+        """The manifest's cascade when its calibration covers this scan (see imgcheck.cascade)."""
+        found = Cascade.from_manifest(self.info.meta.get("cascade"))
+        if found is None:
+            return None
+        blockers = found.blockers(self.threshold, self.spec, self.variant)
+        if blockers:
+            self.warnings.append(f"cascade off: {'; '.join(blockers)}")
+            return None
+        return found
 
     @property
     def model_name(self) -> str:
@@ -270,12 +285,8 @@ class Scanner:
 
     # -- main thread ---------------------------------------------------------------------
 
-    def score(self, batch: list[_Prepared]) -> None:
-        """Score a batch of prepared inputs in place (score, verdict, patch maps; a non-finite
-        score makes an error row). The one batch-scoring entry point: `run` calls it, and so
-        do the Ray engine's actors, so whatever scoring does (a cascade included) is the same
-        in both engines."""
-        crops = np.concatenate([p.crops for p in batch if p.crops is not None])
+    def _run_model(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """One session call: per-crop scores and patch maps (None if the model has none)."""
         try:
             outs = self.session.run(self._outputs, {self._input: crops})
         except Exception as exc:
@@ -288,24 +299,77 @@ class Scanner:
             raise ModelError(
                 f"the detector returned {scores.shape[0]} scores for {crops.shape[0]} crops"
             )
-        start = 0
-        for prep in batch:
-            if prep.crops is None:
-                continue
-            end = start + len(prep.crops)
-            result = prep.result
-            score = view_mod.aggregate(scores[start:end], self.spec.aggregate)
-            if math.isnan(score):
-                result.status = Status.ERROR
-                result.error = "the detector returned a non-finite score"
-            else:
-                result.score = score
-                result.verdict = Verdict.COLORIZED if score >= self.threshold else Verdict.REAL
-                result.boxes = list(prep.boxes)
-                if maps is not None:
-                    result.patch_maps = [m.copy() for m in maps[start:end]]
-            prep.crops = None  # free the pixels as soon as they are scored
-            start = end
+        return scores, maps
+
+    def score(self, batch: list[_Prepared]) -> None:
+        """Score a batch of prepared inputs in place (score, verdict, stage, patch maps; a
+        non-finite score makes an error row). The one batch-scoring entry point: `run` calls
+        it, and so do the Ray engine's actors, so the cascade is the same in both engines.
+
+        With the cascade (imgcheck.cascade), each image's tiles are scored in `tile_order`,
+        stage by stage, every stage one session call for the whole batch; an image whose
+        partial score falls below a stage's threshold stops there (stage "screen")."""
+        todo = [p for p in batch if p.crops is not None]
+        if not todo:
+            return
+        n_tiles = {id(p): len(p.crops) for p in todo}  # type: ignore[arg-type]
+        order = {id(p): tile_order(n_tiles[id(p)]) for p in todo}
+        got: dict[int, list[tuple[int, float, np.ndarray | None]]] = {id(p): [] for p in todo}
+        stages = list(self.cascade.stages) if self.cascade is not None else []
+        for limit, stop in [*stages, (None, None)]:
+            chunks, owners = [], []
+            for p in todo:
+                end = n_tiles[id(p)] if limit is None else min(limit, n_tiles[id(p)])
+                idx = order[id(p)][len(got[id(p)]) : end]
+                if idx:
+                    chunks.append(p.crops[idx])  # type: ignore[index]
+                    owners.append((p, idx))
+            if chunks:
+                scores, maps = self._run_model(np.concatenate(chunks))
+                start = 0
+                for p, idx in owners:
+                    for j, tile in enumerate(idx):
+                        m = maps[start + j].copy() if maps is not None else None
+                        got[id(p)].append((tile, float(scores[start + j]), m))
+                    start += len(idx)
+            if limit is None:
+                break
+            still = []
+            for p in todo:
+                if n_tiles[id(p)] > limit:
+                    partial = view_mod.aggregate(
+                        np.array([s for _, s, _ in got[id(p)]]), self.spec.aggregate
+                    )
+                    if partial < stop:
+                        self._finish(p, got[id(p)], Stage.SCREEN)
+                        continue
+                still.append(p)
+            todo = still
+        for p in todo:
+            self._finish(p, got[id(p)], Stage.DETECTOR)
+
+    def _finish(
+        self,
+        prep: _Prepared,
+        tiles: list[tuple[int, float, np.ndarray | None]],
+        stage: Stage,
+    ) -> None:
+        """Aggregate the scored tiles (in view order) into the row; free the pixels."""
+        tiles = sorted(tiles, key=lambda t: t[0])
+        result = prep.result
+        score = view_mod.aggregate(np.array([s for _, s, _ in tiles]), self.spec.aggregate)
+        if math.isnan(score):
+            result.status = Status.ERROR
+            result.error = "the detector returned a non-finite score"
+        else:
+            result.score = score
+            # A stopped image scored below a stage threshold, never above the detector's.
+            result.verdict = Verdict.COLORIZED if score >= self.threshold else Verdict.REAL
+            result.stage = stage
+            result.boxes = [prep.boxes[i] for i, _, _ in tiles]
+            if all(m is not None for _, _, m in tiles):
+                result.patch_maps = [m for _, _, m in tiles]
+        prep.crops = None  # free the pixels as soon as they are scored
 
     def run(self, items: Iterable[InputItem]) -> Iterator[ScanResult]:
         """Stream results in input order (see the module doc for the memory bound)."""
@@ -344,6 +408,7 @@ def scan(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     stdin: IO[Any] | None = None,
     variant: str | None = None,
+    cascade: bool = True,
 ) -> Iterator[ScanResult]:
     """Scan files, folders, globs (or `-` for stdin) and yield one ScanResult per image.
 
@@ -354,6 +419,10 @@ def scan(
     `variant`: None or "fp32" runs the calibrated model; "int8" (about 2x faster on CPU, scores
     differ slightly) or "fp16" (for CUDA) run the builds the model folder's manifest lists
     under `variants`; one it does not list raises `ModelError`.
+
+    `cascade`: score a few tiles of each image first and stop where they already say "real",
+    when the model's manifest carries a cascade calibrated for this scan (`imgcheck.cascade`);
+    False scores every tile of every image.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]  # scan("photos") means the folder, not its letters
@@ -367,6 +436,7 @@ def scan(
         max_pixels=max_pixels,
         thumbnails=thumbnails,
         variant=variant,
+        cascade=cascade,
     )
     items = iter_inputs(paths, recursive=recursive, include=include, exclude=exclude, stdin=stdin)
     return scanner.run(items)
