@@ -113,3 +113,34 @@ def test_ci_runs_the_readme_test_command() -> None:
     ).stdout
     block = readme.split("<!-- test-command -->", 1)[1].split("<!-- /test-command -->", 1)[0]
     assert got.strip() and got.strip() in block
+
+
+def test_dev_tools_are_pinned_and_the_test_command_uses_the_pins() -> None:
+    """A new ruff rule or pytest release must not turn CI red without a change here."""
+    from importlib.metadata import version
+
+    pins = {}
+    for line in (ROOT / "constraints-dev.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, pinned = line.partition("==")
+            pins[name.strip()] = pinned.strip()
+    assert set(pins) >= {"ruff", "pytest"} and all(pins.values())
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- test-command -->", 1)[1].split("<!-- /test-command -->", 1)[0]
+    assert "pip install torch==2.13.0 && pip install -c constraints-dev.txt" in block
+    assert block.strip().rstrip("`").strip().endswith("ruff check . && pytest -q")
+    for name, pinned in pins.items():  # what runs here is what is pinned
+        assert version(name) == pinned, (name, version(name), pinned)
+
+
+def test_the_test_extra_runs_the_runtime_tests() -> None:
+    """`pip install ".[cpu,test]"` is enough for every runtime test: onnx builds their models."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the tomli backport is a dependency there
+        import tomli as tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert any(req.startswith("onnx>") for req in extras["test"])
