@@ -238,7 +238,6 @@ class RayEngine:
         self.warnings = list(self.local.warnings)
         self.provider = "cpu"  # until the actors say what they ran on
         self.thumbnails = False
-        self.actors_started = 0
 
     @property
     def model_name(self) -> str:
@@ -292,6 +291,11 @@ class RayEngine:
         else:
             # One CPU per actor, one ONNX thread each; at least one CPU stays for decoding.
             size = self.options.workers or max(1, cpus - 1)
+            if self.options.workers and self.options.workers >= cpus:
+                raise EngineError(
+                    f"--workers {self.options.workers} needs {self.options.workers + 1} CPUs in "
+                    f"the Ray cluster (one per scoring actor, one for decoding); it has {cpus}"
+                )
             per_actor = {"num_cpus": 1}
             threads = 1
         if self.options.workers:

@@ -110,7 +110,8 @@ def upload(folder: Path, endpoint: str, bucket: str, prefix: str) -> None:
     fs = s3fs.S3FileSystem(
         key="testing", secret="testing", endpoint_url=endpoint, skip_instance_cache=True
     )
-    fs.mkdir(bucket)
+    if not fs.exists(bucket):  # moto's state is per process: a bucket may outlive its server
+        fs.mkdir(bucket)
     for path in sorted(folder.rglob("*")):
         if path.is_file() and not path.is_symlink():
             rel = path.relative_to(folder).as_posix()

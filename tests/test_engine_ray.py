@@ -113,6 +113,8 @@ def test_exit_codes(cluster: str, folder: Path, model_dir: Path, tmp_path: Path)
     assert result.exit_code == 2 and "--report parquet needs -o" in result.stderr
     result = invoke([str(folder), "--engine", "ray", "--device", "cuda"], model_dir)
     assert result.exit_code == 2 and "the Ray cluster has no GPUs" in result.stderr
+    result = invoke([str(folder), "--engine", "ray", "--workers", "2"], model_dir)
+    assert result.exit_code == 2 and "--workers 2 needs 3 CPUs" in result.stderr  # never a hang
     result = invoke([str(tmp_path / "typo"), "--engine", "ray"], model_dir)
     assert result.exit_code == 2 and "no such file or directory" in result.stderr
 
@@ -224,10 +226,10 @@ def test_bucket_on_s3_same_rows_as_disk(cluster: str, model_dir: Path, tmp_path:
     disk = awkward_folder(tmp_path / "disk", local_only=False)
     want = csv_rows(invoke([str(disk), "-f", "csv"], model_dir).stdout)
     with s3_server() as endpoint:
-        upload(disk, endpoint, "bucket", "catalog/2026")
+        upload(disk, endpoint, "engine-ray", "catalog/2026")
         # A fresh driver: the endpoint and keys reach the Ray workers from its environment.
-        args = ["s3://bucket/catalog/2026", "--model", str(model_dir), "--engine", "ray"]
+        args = ["s3://engine-ray/catalog/2026", "--model", str(model_dir), "--engine", "ray"]
         proc = _driver([*args, "--ray-address", cluster, "-f", "csv"], s3_settings(endpoint))
         stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 1, stderr.decode()[-3000:]
-    assert_same_rows(csv_rows(stdout.decode()), want, path_map=(str(disk), "s3://bucket/catalog/2026"))
+    assert_same_rows(csv_rows(stdout.decode()), want, path_map=(str(disk), "s3://engine-ray/catalog/2026"))

@@ -44,17 +44,17 @@ def invoke(args: list[str], model_dir: Path) -> object:
 
 @pytest.fixture(scope="module")
 def bucket(disk: Path) -> Iterator[str]:
-    """s3://bucket/catalog/2026 holding `disk`, with fsspec pointed at the server (what
+    """s3://sources/catalog/2026 holding `disk`, with fsspec pointed at the server (what
     FSSPEC_S3_* environment variables set in a fresh process)."""
     pytest.importorskip("s3fs", reason="s3:// needs s3fs (the ray extra)")
     import fsspec.config
 
     with s3_server() as endpoint:
-        upload(disk, endpoint, "bucket", "catalog/2026")
+        upload(disk, endpoint, "sources", "catalog/2026")
         saved = fsspec.config.conf.get("s3")
         fsspec.config.conf["s3"] = {"key": "testing", "secret": "testing", "endpoint_url": endpoint}
         try:
-            yield "s3://bucket/catalog/2026"
+            yield "s3://sources/catalog/2026"
         finally:
             if saved is None:
                 fsspec.config.conf.pop("s3", None)
