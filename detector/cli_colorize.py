@@ -18,7 +18,16 @@ from typing import Any
 
 import typer
 
-from imgcheck.cli_common import command_errors, exit_code_of, fail, pixel_limit
+from imgcheck.cli_common import (
+    command_errors,
+    exclude_option,
+    exit_code_of,
+    fail,
+    include_option,
+    max_pixels_option,
+    pixel_limit,
+    recursive_option,
+)
 from imgcheck.options import DEFAULT_BATCH_SIZE, MAX_WORKERS
 from imgcheck.outputs import Format
 from imgcheck.session import Device
@@ -73,28 +82,10 @@ def colorize_command(
         min=1,
         help="Same-size images per model run (big images run alone).",
     ),
-    recursive: bool = typer.Option(
-        True, "--recursive/--no-recursive", help="Walk into sub-folders of folder inputs."
-    ),
-    include: list[str] = typer.Option(
-        [],
-        "--include",
-        metavar="GLOB",
-        help="Only files matching this glob (name, or relative path with /). Repeatable.",
-    ),
-    exclude: list[str] = typer.Option(
-        [],
-        "--exclude",
-        metavar="GLOB",
-        help="Skip files and folders matching this glob. Repeatable.",
-    ),
-    max_pixels: int = typer.Option(
-        0,
-        "--max-pixels",
-        min=0,
-        help="Refuse images larger than this (decompression bombs). 0: Pillow's limit, ~179 MP.",
-        show_default=False,
-    ),
+    recursive: bool = recursive_option(),
+    include: list[str] = include_option(),
+    exclude: list[str] = exclude_option(),
+    max_pixels: int = max_pixels_option(),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="No progress bar and no summary; failures are still listed."
     ),

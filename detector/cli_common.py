@@ -199,6 +199,41 @@ def several_values(*names: str) -> type:
     return SeveralValues
 
 
+# -- options that scan and colorize share: declared once, so they read and behave the same --
+
+
+def recursive_option() -> Any:
+    return typer.Option(True, "--recursive/--no-recursive", help="Walk sub-folders of folders.")
+
+
+def include_option() -> Any:
+    return typer.Option(
+        [],
+        "--include",
+        metavar="GLOB",
+        help="Only files matching this glob (name, or relative path if it holds /). Repeatable.",
+    )
+
+
+def exclude_option() -> Any:
+    return typer.Option(
+        [],
+        "--exclude",
+        metavar="GLOB",
+        help="Skip files and folders matching this glob. Repeatable.",
+    )
+
+
+def max_pixels_option() -> Any:
+    return typer.Option(
+        0,
+        "--max-pixels",
+        min=0,
+        help="Refuse images larger than this (decompression bombs). 0: Pillow's limit, ~179 MP.",
+        show_default=False,
+    )
+
+
 def _click_exceptions() -> Any:
     """The exceptions of the click that Typer runs on: its vendored copy (Typer >= 0.26), else
     click's own."""

@@ -35,7 +35,17 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from imgcheck.cli_common import command_errors, fail, pixel_limit, silence_stdout, warn
+from imgcheck.cli_common import (
+    command_errors,
+    exclude_option,
+    fail,
+    include_option,
+    max_pixels_option,
+    pixel_limit,
+    recursive_option,
+    silence_stdout,
+    warn,
+)
 from imgcheck.models import Variant
 from imgcheck.options import DEFAULT_BATCH_SIZE, MAX_WORKERS, ScanOptions
 from imgcheck.session import Device
@@ -135,18 +145,9 @@ def scan_command(
         "--force",
         help="Let -o replace an existing file that is not an imgcheck report (never an input).",
     ),
-    recursive: bool = typer.Option(
-        True, "--recursive/--no-recursive", help="Walk sub-folders of folders."
-    ),
-    include: list[str] = typer.Option(
-        [],
-        "--include",
-        metavar="GLOB",
-        help="Only files matching this glob (name, or relative path if it holds /). Repeatable.",
-    ),
-    exclude: list[str] = typer.Option(
-        [], "--exclude", metavar="GLOB", help="Skip files and folders matching this glob. Repeatable."
-    ),
+    recursive: bool = recursive_option(),
+    include: list[str] = include_option(),
+    exclude: list[str] = exclude_option(),
     model: Path | None = typer.Option(
         None,
         "--model",
@@ -186,13 +187,7 @@ def scan_command(
         help="Decoding threads (0: one per core, at most 8). With --engine ray: scoring "
         "actors (0: as many as the cluster has CPUs less one, or GPUs with --device cuda).",
     ),
-    max_pixels: int = typer.Option(
-        0,
-        "--max-pixels",
-        min=0,
-        help="Refuse images larger than this (decompression bombs). 0: Pillow's limit, ~179 MP.",
-        show_default=False,
-    ),
+    max_pixels: int = max_pixels_option(),
     fail_on_error: bool = typer.Option(
         False,
         "--fail-on-error/--no-fail-on-error",

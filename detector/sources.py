@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from imgcheck.errors import first_line
 from imgcheck.inputs import InputItem, _Filter, is_image_name, iter_inputs
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
@@ -83,14 +84,7 @@ def filesystem(url: str) -> tuple[Any, str]:
         package = _PACKAGES.get(proto, f"the fsspec implementation of {proto}://")
         raise SourceError(f"{url}: {proto}:// URLs need {package}: pip install {package}") from None
     except ValueError as exc:  # fsspec: "Protocol not known"
-        raise SourceError(f"{url}: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    for line in str(exc).splitlines():
-        if line.strip():
-            return line.strip()
-    return type(exc).__name__
+        raise SourceError(f"{url}: {first_line(exc)}") from None
 
 
 def _as_os_error(exc: BaseException) -> OSError:
@@ -103,7 +97,7 @@ def _as_os_error(exc: BaseException) -> OSError:
         return OSError(13, "permission denied")
     if isinstance(exc, IsADirectoryError):
         return OSError(21, "is a directory")
-    return OSError(5, f"cannot read: {_first_line(exc)}")
+    return OSError(5, f"cannot read: {first_line(exc)}")
 
 
 def fetch(url: str, limit: int = MAX_FETCH) -> bytes:
@@ -155,7 +149,7 @@ def check(url: str) -> str | None:
     except SourceError as exc:
         return str(exc)
     except Exception as exc:
-        return f"cannot list {url}: {_first_line(exc)}"
+        return f"cannot list {url}: {first_line(exc)}"
     return f"no such object or prefix: {url}"
 
 
@@ -200,7 +194,7 @@ def iter_url(
         else:
             yield InputItem(url, "no such object or prefix")
     except Exception as exc:  # listing failed (permissions, network): one row, not a traceback
-        yield InputItem(url, f"cannot list: {_first_line(exc)}")
+        yield InputItem(url, f"cannot list: {first_line(exc)}")
 
 
 def _listing(fs: Any, root: str, recursive: bool, filt: _Filter) -> Iterator[InputItem]:
