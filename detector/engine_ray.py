@@ -32,6 +32,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,8 @@ class _ScoreActor:
         *,
         files: list[Any],
         model_file: str | None,
-        settings: dict[str, Any],
+        options: ScanOptions,
+        max_pixels: int | None,
         threads: int | None,
     ) -> None:
         import tempfile
@@ -164,8 +166,11 @@ class _ScoreActor:
         for name, data in ray.get(files[0]).items():  # [ObjectRef]: put once by the driver
             (folder / name).write_bytes(data)
         model = folder / model_file if model_file else folder
-        self.scanner = Scanner(model, threads=threads, **settings)
-        self.full = False
+        # Built from the driver's options exactly as the local engine builds its Scanner
+        # (threshold, view, variant, cascade...), on this actor's device and thread count.
+        self.scanner = Scanner.from_options(
+            replace(options, model=model), max_pixels=max_pixels, threads=threads
+        )
 
     def __call__(self, batch: Any) -> Any:
         import numpy as np
@@ -219,8 +224,6 @@ class RayEngine:
     def __init__(
         self, options: ScanOptions, *, max_pixels: int | None, address: str | None = None
     ) -> None:
-        from dataclasses import replace
-
         from imgcheck.scanning import Scanner
 
         self.options = options
@@ -356,14 +359,7 @@ class RayEngine:
         # In a list, so Ray hands the actors the reference (held here for the whole job) and
         # not the bytes as constructor arguments that a restarted actor could not get back.
         files_ref = ray.put(files)
-        settings = {
-            "device": "cuda" if self.device == "cuda" else "cpu",
-            "batch_size": opts.batch_size,
-            "threshold": self.threshold,
-            "view": self.spec.to_dict(),
-            "max_pixels": self.max_pixels,
-            "variant": self.variant if not bare else None,
-        }
+        actor_options = replace(opts, device="cuda" if self.device == "cuda" else "cpu")
         ds = ray.data.from_arrow(blocks)
         ds = ds.map_batches(
             _decode_block,
@@ -389,7 +385,8 @@ class RayEngine:
             fn_constructor_kwargs={
                 "files": [files_ref],
                 "model_file": model_file,
-                "settings": settings,
+                "options": actor_options,
+                "max_pixels": self.max_pixels,
                 "threads": threads,
             },
             **per_actor,

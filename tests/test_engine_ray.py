@@ -101,6 +101,19 @@ def test_same_rows_and_scores_as_local(
     assert f"{errors} errors" in summary and ", cpu, threshold 0.500)" in summary
 
 
+def test_cascade_flows_through_the_actors(
+    cluster: str, folder: Path, tmp_path: Path
+) -> None:
+    """The actors call Scanner.score, so the cascade (and --no-cascade) is the local one."""
+    model = write_model_folder(tmp_path / "cascade", cascade=[(1, 0.05), (2, 0.2), (3, 0.3)])
+    for extra in ([], ["--no-cascade"]):
+        want = csv_rows(invoke([str(folder), "-f", "csv", *extra], model).stdout)
+        got = csv_rows(invoke([str(folder), "-f", "csv", "--engine", "ray", *extra], model).stdout)
+        assert_same_rows(got, want)
+        screened = [r for r in got if r["stage"] == "screen"]
+        assert bool(screened) == (not extra), got
+
+
 def test_exit_codes(cluster: str, folder: Path, model_dir: Path, tmp_path: Path) -> None:
     ray_args = ["--engine", "ray", "--report", "csv"]
     result = invoke([str(folder / "muted.jpg"), str(folder / "grey.png"), *ray_args], model_dir)
