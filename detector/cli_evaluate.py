@@ -72,7 +72,7 @@ def _print_table(data: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(soft_wrap=True)  # piped: whole lines, not 80-column folds
     metrics, counts = data["metrics"], data["counts"]
     table = Table(title="imgcheck evaluate", title_justify="left")
     table.add_column("metric")
