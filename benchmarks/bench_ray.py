@@ -12,9 +12,11 @@ runs them (`Scanner.run`, `RayEngine.run`):
   (c) the work one actor and one decode task do, serially in one process: `scanning.prepare`
       per image and `Scanner.score` (1 ONNX thread) per batch. The per-image overhead Ray adds
       is Ray's steady time per image minus max(decode, score) (the two stages overlap);
-  (d) the driver's own cost per row: Arrow -> ScanResult -> CSV reporter (its ceiling, rows/s).
-Each engine scans N and factor x N images (hard links): the steady rate is the difference, the
-start-up what is left (for Ray: a new dataset, starting the actors, loading the model in each).
+  (d) the driver's own cost per row: Arrow -> ScanResult -> CSV reporter (its ceiling, rows/s);
+  (e) the driver's memory per listed path (the listing is held while the job runs).
+Each engine scans N images once to warm up (Ray keeps the worker processes it started), then N
+and factor x N images (hard links): the steady rate is the difference, the start-up what is left
+(for Ray: a new dataset and actor pool, the model loaded in each actor).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def timed(engine: Any, folder: Path) -> tuple[int, float]:
 def steady(engine: Any, small_folder: Path, big_folder: Path) -> tuple[float, float, float]:
     """(steady images/s, start-up s, end-to-end images/s of the big run): the two runs'
     difference is the steady rate (start-up cancels out), start-up what remains."""
+    timed(engine, small_folder)  # warm-up: Ray keeps the worker processes it started for later jobs
     small, big = timed(engine, small_folder), timed(engine, big_folder)
     per_image = (big[1] - small[1]) / max(1, big[0] - small[0])
     rate = 1 / per_image if per_image > 0 else float("inf")
@@ -91,6 +94,22 @@ def driver_row_cost(rows: int = 20_000) -> float:
     for result in from_table(table):
         reporter.add(result)
     return (time.perf_counter() - start) / rows
+
+
+def listing_bytes(n: int = 100_000) -> float:
+    """(e) driver memory per listed path: the InputItem list the engine holds, plus its row
+    index (Python objects; the Arrow copy in the object store is another ~50 bytes)."""
+    import tracemalloc
+
+    from imgcheck.inputs import InputItem
+
+    tracemalloc.start()
+    listing = [InputItem(f"s3://bucket/catalog/2026/{i:08d}.jpg") for i in range(n)]
+    todo = [(i, item.path) for i, item in enumerate(listing)]
+    used, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del listing, todo
+    return used / n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({1 / ray_rates[1] * 1e3:.1f} ms/img steady vs {max(decode, score) * 1e3:.1f})")  # fmt: skip
     row = driver_row_cost()
     print(f"  (d) driver per row        {row * 1e6:7.1f} us -> ceiling {1 / row:,.0f} rows/s")
+    print(f"  (e) driver memory per listed path {listing_bytes():.0f} bytes")
     print(f"benchmark wall time {time.perf_counter() - wall:.0f} s")
     return 0
 

@@ -185,7 +185,7 @@ def scan_command(
         min=0,
         max=MAX_WORKERS,
         help="Decoding threads (0: one per core, at most 8). With --engine ray: scoring "
-        "actors (0: as many as the cluster has CPUs less one, or GPUs with --device cuda).",
+        "actors (0: up to 4/5 of the cluster's CPUs, or one per GPU with --device cuda).",
     ),
     max_pixels: int = max_pixels_option(),
     fail_on_error: bool = typer.Option(

@@ -292,8 +292,10 @@ class RayEngine:
             per_actor: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
             threads = None
         else:
-            # One CPU per actor, one ONNX thread each; at least one CPU stays for decoding.
-            size = self.options.workers or max(1, cpus - 1)
+            # One CPU per actor, one ONNX thread each. Decoding costs about a fifth of what
+            # scoring does with the shipped detector (benchmarks/RESULTS.md), so by default up
+            # to four fifths of the CPUs score and the rest (at least one) decode.
+            size = self.options.workers or max(1, min(cpus - 1, cpus * 4 // 5))
             if self.options.workers and self.options.workers >= cpus:
                 raise EngineError(
                     f"--workers {self.options.workers} needs {self.options.workers + 1} CPUs in "

@@ -36,3 +36,4 @@ def test_serial_work_and_driver_cost(tmp_path: Path) -> None:
     assert 0 < decode < 5 and 0 < score < 5
     per_row = bench.driver_row_cost(300)  # type: ignore[attr-defined]
     assert 0 < per_row < 0.01 and math.isfinite(per_row)
+    assert 50 < bench.listing_bytes(2000) < 5000  # type: ignore[attr-defined]
