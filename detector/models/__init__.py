@@ -69,13 +69,14 @@ def _from_onnx_metadata(path: Path, kind: str) -> ModelInfo:
     """A bare .onnx file given with --model: threshold/view come from its metadata_props."""
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
+    from imgcheck.errors import first_line
     from imgcheck.session import _ort
 
     try:
         meta = _ort().InferenceSession(str(path), providers=["CPUExecutionProvider"])
         props = meta.get_modelmeta().custom_metadata_map
     except Exception as exc:
-        raise ModelError(f"cannot load model {path}: {str(exc).strip().splitlines()[0]}") from exc
+        raise ModelError(f"cannot load model {path}: {first_line(exc)}") from exc
     if props.get("imgcheck.kind") != kind:
         raise ModelError(f"{path} is not an imgcheck {kind} model (imgcheck.kind metadata missing)")
     threshold = float(props["imgcheck.threshold"]) if "imgcheck.threshold" in props else None
