@@ -1,8 +1,8 @@
 """What a person watching `imgcheck scan` sees besides the report: a live bar and a summary line.
 
-The bar (count, flagged so far, images/s, elapsed) is a transient Rich progress display that is
-off when its console is not interactive (CI logs, pipes) or with `--quiet`; off, it costs the
-loop nothing. The total is unknown on purpose: counting the files first would walk a huge tree
+The bar (count, flagged and unreadable so far, images/s, elapsed) is a transient Rich progress
+display that is off when its console is not interactive (CI logs, pipes) or with `--quiet`; off,
+it costs the loop nothing. The total is unknown on purpose: counting the files first would walk a huge tree
 twice. When the report itself goes to the same terminal (the table), the report is printed
 through the bar's console so rows scroll above the bar instead of tearing it.
 """
@@ -51,6 +51,7 @@ class ScanProgress:
             TextColumn("scanning"),
             TextColumn("{task.completed} images"),
             TextColumn("[red]{task.fields[flagged]} flagged"),
+            TextColumn("[yellow]{task.fields[errors]} errors"),
             _RateColumn(),
             TimeElapsedColumn(),
             console=console,
@@ -59,8 +60,9 @@ class ScanProgress:
             redirect_stdout=False,  # we route the report ourselves (see report_stream)
             redirect_stderr=False,
         )
-        self._task = self._progress.add_task("scan", total=None, flagged=0)
+        self._task = self._progress.add_task("scan", total=None, flagged=0, errors=0)
         self._flagged = 0
+        self._errors = 0
 
     @property
     def active(self) -> bool:
@@ -74,7 +76,8 @@ class ScanProgress:
 
     def advance(self, result: ScanResult) -> None:
         self._flagged += result.flagged
-        self._progress.update(self._task, advance=1, flagged=self._flagged)
+        self._errors += result.status is Status.ERROR
+        self._progress.update(self._task, advance=1, flagged=self._flagged, errors=self._errors)
 
     def __enter__(self) -> ScanProgress:
         self._progress.start()

@@ -85,3 +85,22 @@ def test_unfinished_folder_is_resumed(folder: Path, model_dir: Path, tmp_path: P
     result = invoke(args, model_dir)
     assert result.exit_code == 1 and "resumed" not in result.stderr
     assert pq.read_table(parts).num_rows == len(want)
+
+
+def test_progress_bar_counts_errors() -> None:
+    """The live bar says how many images could not be read (both engines feed it)."""
+    import io
+
+    from rich.console import Console
+
+    from imgcheck.progress import ScanProgress
+    from imgcheck.results import ScanResult, Status, Verdict
+
+    out = io.StringIO()
+    tty = Console(file=out, force_terminal=True, force_interactive=True, width=120)
+    with ScanProgress(tty) as progress:
+        progress.advance(ScanResult("a.jpg", Status.ERROR, error="truncated"))
+        progress.advance(ScanResult("b.jpg", Status.OK, 0.9, Verdict.COLORIZED))
+        progress._progress.refresh()
+        shown = out.getvalue()
+    assert "2 images" in shown and "1 flagged" in shown and "1 errors" in shown
