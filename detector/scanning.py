@@ -1,7 +1,8 @@
 """The scan pipeline: paths -> parallel decode and views -> batched detector -> ordered results.
 
 Streaming by construction, so memory stays flat whatever the folder size:
-- paths come lazily from `inputs.iter_inputs` (never a full file list);
+- paths come lazily from `sources.iter_sources` (`inputs.iter_inputs` for local paths, fsspec
+  listings for URLs; never a full file list);
 - at most `window` images are in flight (decoded or being decoded): `bounded.ordered_map`
   submits a new decode only when the main thread takes a finished one (the pipeline shared
   with colorize);
@@ -34,12 +35,13 @@ from imgcheck.bounded import ordered_map, thread_pool
 from imgcheck.cascade import Cascade, tile_order
 from imgcheck.decode import DEFAULT_MAX_PIXELS, Decoded, MemoryBudget, decode
 from imgcheck.errors import first_line
-from imgcheck.inputs import InputItem, iter_inputs
+from imgcheck.inputs import InputItem
 from imgcheck.manifest import resolve_checked
 from imgcheck.models import ModelInfo
 from imgcheck.options import DEFAULT_BATCH_SIZE, ScanOptions, default_workers
 from imgcheck.results import ScanResult, Stage, Status, Verdict
 from imgcheck.session import Device, ModelError, active_provider, create_session
+from imgcheck.sources import iter_sources
 from imgcheck.view import ViewSpec
 
 DEFAULT_THRESHOLD = 0.5  # only for a model that ships without a calibrated one
@@ -410,7 +412,8 @@ def scan(
     variant: str | None = None,
     cascade: bool = True,
 ) -> Iterator[ScanResult]:
-    """Scan files, folders, globs (or `-` for stdin) and yield one ScanResult per image.
+    """Scan files, folders, globs, URLs (`s3://...`, `file://...`: imgcheck.sources) or `-`
+    for stdin, and yield one ScanResult per image.
 
     The model loads here, so a bad model raises `ModelError` at the call, not on the first
     `next()`. Results stream in input order; `path` is the path as found (a non-UTF-8 name is
@@ -438,7 +441,7 @@ def scan(
         variant=variant,
         cascade=cascade,
     )
-    items = iter_inputs(paths, recursive=recursive, include=include, exclude=exclude, stdin=stdin)
+    items = iter_sources(paths, recursive=recursive, include=include, exclude=exclude, stdin=stdin)
     return scanner.run(items)
 
 

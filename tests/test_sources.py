@@ -86,6 +86,16 @@ def test_bucket_globs_filters_and_named_objects(bucket: str, disk: Path, model_d
     assert result.exit_code == 2 and "no such object or prefix" in result.stderr
 
 
+def test_python_api_takes_urls(bucket: str, disk: Path, model_dir: Path) -> None:
+    from imgcheck import scan
+
+    def rows(paths: list[str]) -> list[tuple[str, str, float | None]]:
+        return [(Path(r.path).name, r.status.value, r.score) for r in scan(paths, model=model_dir)]
+
+    want = rows([str(disk)])
+    assert rows([bucket]) == want and rows([f"file://{disk}"]) == want
+
+
 def test_file_urls_are_local_paths(disk: Path, model_dir: Path) -> None:
     want = csv_rows(invoke([str(disk)], model_dir).stdout)
     got = csv_rows(invoke([f"file://{disk}"], model_dir).stdout)
