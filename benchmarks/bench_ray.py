@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             log_to_driver=False,
             configure_logging=False,
             object_store_memory=256 << 20,
+            _node_ip_address="127.0.0.1",
         )
         try:
             engine = RayEngine(replace(opts, engine="ray", workers=workers), max_pixels=None)

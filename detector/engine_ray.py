@@ -204,6 +204,25 @@ class _ScoreActor:
 # -- driver ---------------------------------------------------------------------------------------
 
 
+def _probe(address: str | None, timeout: float = 5.0) -> None:
+    """A `host:port` (or `ray://host:port`) address that nothing answers on is one error line
+    now, not minutes of Ray's own connection retries."""
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise EngineError(f"no Ray cluster answers at {address}: {reason.lower()}") from None
+
+
 def _model_files(info: Any, bare: bool) -> tuple[dict[str, bytes], str | None]:
     """What an actor needs to load exactly the driver's model: the ONNX file, plus the
     manifest for a model folder (the actor checks the sha256 again)."""
@@ -241,6 +260,10 @@ class RayEngine:
         self.warnings = list(self.local.warnings)
         self.provider = "cpu"  # until the actors say what they ran on
         self.thumbnails = False
+        # Joined now, so a cluster that cannot be reached or cannot run the job (no GPUs for
+        # --device cuda, too few CPUs for --workers) is one error line before any report.
+        self._ray = self._connect()
+        self._compute = self._pool(self._ray)
 
     @property
     def model_name(self) -> str:
@@ -250,6 +273,7 @@ class RayEngine:
 
     def _connect(self) -> Any:
         ray = _import_ray()
+        _probe(self.address or os.environ.get("RAY_ADDRESS"))
         for name in ("ray", "ray.data", "ray.train", "ray.tune"):
             logging.getLogger(name).setLevel(logging.ERROR)
         if not ray.is_initialized():
@@ -339,11 +363,11 @@ class RayEngine:
             )
 
     def _execute(self, todo: list[tuple[int, str]]) -> Iterator[tuple[int, ScanResult]]:
-        ray = self._connect()
+        ray = self._ray
         from imgcheck.reports.parquet import from_table, pyarrow
 
         pa = pyarrow()
-        compute, per_actor, threads = self._pool(ray)
+        compute, per_actor, threads = self._compute
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         rows = max(1, min(MAX_BLOCK_ROWS, math.ceil(len(todo) / (4 * cpus))))
         blocks = [

@@ -45,16 +45,18 @@ def _root() -> None:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
-    """A local Ray instance for the module; yields its address for subprocess drivers."""
+    """A local Ray instance for the module, on loopback; yields its address for subprocess
+    drivers."""
     ray.init(
         num_cpus=2,
         object_store_memory=96 << 20,
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
+        _node_ip_address="127.0.0.1",
     )
     try:
-        yield ray.get_runtime_context().gcs_address
+        yield "127.0.0.1:" + ray.get_runtime_context().gcs_address.rsplit(":", 1)[1]
     finally:
         ray.shutdown()
 
@@ -130,6 +132,19 @@ def test_exit_codes(cluster: str, folder: Path, model_dir: Path, tmp_path: Path)
     assert result.exit_code == 2 and "--workers 2 needs 3 CPUs" in result.stderr  # never a hang
     result = invoke([str(tmp_path / "typo"), "--engine", "ray"], model_dir)
     assert result.exit_code == 2 and "no such file or directory" in result.stderr
+
+
+def test_unreachable_cluster_is_one_line(folder: Path, model_dir: Path, tmp_path: Path) -> None:
+    """Nothing listens at the address: exit 2 at once, before any report, no Ray retries."""
+    from fixtures_engines import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    args = [str(folder), "--model", str(model_dir), "--engine", "ray", "--ray-address", address]
+    proc = _driver([*args, "-o", str(tmp_path / "out.csv")], {})
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert f"imgcheck scan: error: no Ray cluster answers at {address}" in stderr.decode()
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_parquet_file_and_folder(
