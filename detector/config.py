@@ -60,6 +60,7 @@ KEYS: tuple[Key, ...] = (
     Key("output", "output", "path", None),
     Key("model", "model", "path", None),
     Key("variant", "variant", "choice", "fp32", VARIANT_CHOICES),
+    Key("cascade", "cascade", "bool", True),
     Key("max-pixels", "max_pixels", "int", 0),
     Key("fail-on-error", "fail_on_error", "bool", False),
     Key("fail-on-empty", "fail_on_empty", "bool", False),

@@ -132,3 +132,20 @@ def test_cli_no_cascade_and_the_stage_column(photos: Path, models: Path) -> None
         got = {Path(r["path"]).name: r for r in csv.DictReader(io.StringIO(result.stdout))}
         assert got["2_muted.png"]["stage"] == muted_stage
         assert got["1_colour.png"]["stage"] == "detector" and got["4_grey.png"]["stage"] == ""
+
+
+def test_config_file_turns_the_cascade_off(photos: Path, models: Path, tmp_path: Path) -> None:
+    import csv
+    import io
+
+    from typer.testing import CliRunner
+
+    from imgcheck.cli import app
+
+    config = tmp_path / "pyproject.toml"
+    config.write_text("[tool.imgcheck]\ncascade = false\n")
+    args = ["scan", str(photos), "--model", str(models), "--report", "csv", "--config", str(config)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    got = {Path(r["path"]).name: r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert got["2_muted.png"]["stage"] == "detector"
