@@ -34,7 +34,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -522,6 +522,202 @@ def train(cfg: TrainConfig, console: Console | None = None) -> Path:
 
 
 def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
+    """Setup, the phase loop, then (rank 0) evaluation and final.pt: the three parts below."""
+    loop = _setup(cfg, env, console)
+    with _progress(console, env.main) as progress:
+        for p, phase in enumerate(PHASES):
+            loop.run_phase(p, phase, progress)
+    return _finish(loop, console)
+
+
+@dataclass
+class _Loop:
+    """A run in progress: models, optimisers, where it is, and what it has kept so far.
+
+    `position` is (phase, epoch, batch) of the next step; `snapshots` the generator states
+    the later phases and the evaluation need (l1, gan_mid, gan). One checkpoint (`save`)
+    holds all of it, so a resumed run continues exactly where it stopped.
+    """
+
+    cfg: TrainConfig
+    env: Env
+    run: RunDir
+    split: Split
+    gcfg: ColorizerConfig
+    dcfg: DiscriminatorConfig
+    G: nn.Module
+    D: nn.Module
+    opts: dict[str, torch.optim.Optimizer]
+    state: dict[str, Any] | None
+    metrics: MetricsLog | None
+    say: Callable[..., None]
+    position: tuple[int, int, int] = (0, 0, 0)
+    step: int = 0
+    snapshots: dict[str, Any] = field(default_factory=dict)
+    val_images: torch.Tensor | None = None
+    grid_photos: list[torch.Tensor] = field(default_factory=list)
+
+    @functools.cached_property
+    def train_paths(self) -> list[Path]:
+        return self.split.paths("train")
+
+    def fit_photos(self) -> list[torch.Tensor]:
+        """The photos the baseline colorizers are fitted on (loaded once, when first needed)."""
+        if not hasattr(self, "_fit_photos"):
+            self._fit_photos = [
+                to_tensor(load_rgb(p, self.cfg.work_size)).float() / 255.0
+                for p in self.train_paths[:BASELINE_FIT_IMAGES]
+            ]
+        return self._fit_photos
+
+    @functools.cached_property
+    def bin_weights(self) -> torch.Tensor:
+        # Rebalancing weights from the training photos alone: deterministic, so a resume agrees.
+        return ab_prior_weights(self.fit_photos())
+
+    def save(self, pos: tuple[int, int, int], sums: dict[str, Any]) -> None:
+        """Checkpoint; `sums`: the running epoch's loss sums, so its epoch row survives a resume."""
+        if not self.env.main or self.metrics is None:
+            return
+        save_torch(
+            {
+                "position": list(pos),
+                "step": self.step,
+                "epoch_sums": {k: float(v) for k, v in sums.items()},
+                "G": cpu_state(self.G),
+                "D": cpu_state(self.D),
+                "opts": {k: o.state_dict() for k, o in self.opts.items()},
+                "snapshots": self.snapshots,
+                "rng": rng_state(),
+                "metrics_offset": self.metrics.offset(),
+                "config": self.cfg.to_dict(),
+            },
+            self.run.last,
+        )
+
+    def log(self, row: dict[str, Any]) -> None:
+        if self.metrics is not None:
+            self.metrics.log(row)
+
+    def finish_phase(self, phase: str) -> None:
+        if phase in ("l1", "gan"):
+            self.snapshots[phase] = cpu_state(self.G)
+
+    def loader(self, p: int, phase: str) -> tuple[DataLoader, EpochSampler]:
+        cfg, env = self.cfg, self.env
+        if phase == "cls":
+            names = cfg.sources("cls_sources")
+            sources = build_colorizers(names, self.snapshots, self.gcfg, cfg, self.fit_photos)
+            self.say(f"classifier fakes from: {', '.join(sources)}")
+            dataset: Any = ClassifierPairs(self.train_paths, sources, cfg, p)
+        else:
+            dataset = ColourCrops(
+                self.train_paths, cfg.crop, cfg.work_size, cfg.max_side, cfg.seed, p
+            )
+        sampler = EpochSampler(len(dataset), env.world, env.rank, cfg.seed + p)
+        loader = DataLoader(
+            dataset,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            num_workers=cfg.workers,
+            pin_memory=env.cuda,
+            worker_init_fn=worker_init,
+            persistent_workers=False,
+        )
+        return loader, sampler
+
+    def run_phase(self, p: int, phase: str, progress: Progress) -> None:
+        """Every remaining epoch of one phase (none if the run is past it)."""
+        n_epochs = self.cfg.epochs(phase)
+        if p < self.position[0]:
+            return
+        if n_epochs == 0:
+            self.finish_phase(phase)
+            return
+        loader, sampler = self.loader(p, phase)
+        first_epoch = self.position[1] if p == self.position[0] else 0
+        for epoch in range(first_epoch, n_epochs):
+            skip = self.position[2] if (p, epoch) == self.position[:2] else 0
+            sampler.set_epoch(epoch, skip * self.cfg.batch_size)
+            self.run_epoch(p, phase, epoch, n_epochs, loader, skip, progress)
+            if phase == "gan" and n_epochs >= 2 and epoch + 1 == n_epochs // 2:
+                self.snapshots["gan_mid"] = cpu_state(self.G)
+            if epoch + 1 == n_epochs:
+                self.finish_phase(phase)
+                self.position = (p + 1, 0, 0)
+            else:
+                self.position = (p, epoch + 1, 0)
+            self.save(self.position, {})
+
+    def train_step(self, phase: str, batch: torch.Tensor) -> tuple[dict[str, Any], int]:
+        """One optimisation step of `phase`: its losses and how many images it saw."""
+        cfg, env, opts = self.cfg, self.env, self.opts
+        x = env.put(batch)
+        if phase == "cls":
+            return cls_step(self.D, opts["cls"], x, env), x.shape[0] * x.shape[1] * 2
+        lab = rgb_to_lab_normalized(x.float() / 255.0)
+        weights = self.bin_weights if cfg.g_head == "bins" else None
+        if phase == "l1":
+            return l1_step(self.G, opts["g"], lab, env, weights), x.shape[0]
+        return gan_step(self.G, self.D, opts["g"], opts["d"], lab, cfg, env, weights), x.shape[0]
+
+    def run_epoch(
+        self,
+        p: int,
+        phase: str,
+        epoch: int,
+        n_epochs: int,
+        loader: DataLoader,
+        skip: int,
+        progress: Progress,
+    ) -> None:
+        cfg, env = self.cfg, self.env
+        n_batches = skip + len(loader)
+        task = progress.add_task(
+            f"{phase} {epoch + 1}/{n_epochs}", total=n_batches, completed=skip, info=""
+        )
+        sums: dict[str, Any] = dict(self.state["epoch_sums"]) if skip and self.state else {}
+        seen, t0 = 0, time.time()
+        self.G.train()
+        self.D.train()
+        for b, batch in enumerate(loader, start=skip):
+            out, n = self.train_step(phase, batch)
+            seen += n
+            self.step += 1
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if self.step % cfg.log_every == 0:
+                vals = {k: v.item() for k, v in out.items()}
+                rate = seen * env.world / (time.time() - t0)
+                self.log({"phase": phase, "epoch": epoch, "step": self.step, **vals, "img_s": rate})
+                info = " ".join(f"{k} {v:.4f}" for k, v in vals.items())
+                progress.update(task, info=f"{info} {rate:.1f} img/s")
+            progress.advance(task)
+            if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and b + 1 < n_batches:
+                self.save((p, epoch, b + 1), sums)
+        progress.remove_task(task)
+        elapsed = time.time() - t0
+        rate = seen * env.world / max(elapsed, 1e-9)
+        row = {k: float(v) / n_batches for k, v in sums.items()}
+        row = {"phase": phase, "epoch": epoch, "step": self.step, **row}
+        if phase != "cls" and env.main and self.val_images is not None:
+            row["val_l1"] = val_l1(unwrap(self.G).eval(), self.val_images, env)
+            done = epoch + 1 + (cfg.epochs_l1 if phase == "gan" else 0)
+            write_grid(unwrap(self.G), self.grid_photos, self.run.sample_path(done), cfg, env)
+        row.update({"img_s": rate, "epoch_s": elapsed, "kind": "epoch"})
+        self.log(row)
+        self.say(
+            f"{phase} epoch {epoch + 1}/{n_epochs}  "
+            + "  ".join(
+                f"{k} {v:.4f}" for k, v in row.items() if k.startswith(("loss", "acc", "val"))
+            )
+            + f"  {rate:.1f} img/s  {elapsed:.0f} s"
+        )
+
+
+def _setup(cfg: TrainConfig, env: Env, console: Console) -> _Loop:
+    """The run folder, the split, the networks and optimisers (resumed when there is a
+    checkpoint), wrapped for DDP, and the fixed validation images."""
     run = RunDir(cfg.out)
     cfg, split, state = _start(cfg, run, env, console)
     say = console.print if env.main else (lambda *a, **k: None)
@@ -543,19 +739,23 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
         cfg.g_base, cfg.g_depth, cfg.g_max_channels, cfg.g_head, cfg.g_temperature
     )
     dcfg = DiscriminatorConfig(cfg.d_base, cfg.d_layers)
-    G = UNetColorizer(gcfg).to(env.device)
-    D = PatchDiscriminator(dcfg).to(env.device)
+    G: nn.Module = UNetColorizer(gcfg).to(env.device)
+    D: nn.Module = PatchDiscriminator(dcfg).to(env.device)
     if env.cuda:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     adam = functools.partial(torch.optim.Adam, lr=cfg.lr, betas=(0.5, 0.999))
     opts = {"g": adam(G.parameters()), "d": adam(D.parameters()), "cls": adam(D.parameters())}
-    position, step, snapshots = (0, 0, 0), 0, {}
+    loop_state: dict[str, Any] = {}
     if state is not None:
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
         for name, opt in opts.items():
             opt.load_state_dict(state["opts"][name])
-        position, step, snapshots = tuple(state["position"]), state["step"], state["snapshots"]
+        loop_state = {
+            "position": tuple(state["position"]),
+            "step": state["step"],
+            "snapshots": state["snapshots"],
+        }
         set_rng_state(state["rng"])
     if env.world > 1:
         ids = [env.device.index] if env.cuda else None
@@ -564,154 +764,27 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
     metrics = (
         MetricsLog(run.metrics, state["metrics_offset"] if state else None) if env.main else None
     )
-
-    def save(pos: tuple[int, int, int], sums: dict[str, Any]) -> None:
-        """Checkpoint; `sums`: the running epoch's loss sums, so its epoch row survives a resume."""
-        if not env.main:
-            return
-        save_torch(
-            {
-                "position": list(pos),
-                "step": step,
-                "epoch_sums": {k: float(v) for k, v in sums.items()},
-                "G": cpu_state(G),
-                "D": cpu_state(D),
-                "opts": {k: o.state_dict() for k, o in opts.items()},
-                "snapshots": snapshots,
-                "rng": rng_state(),
-                "metrics_offset": metrics.offset(),
-                "config": cfg.to_dict(),
-            },
-            run.last,
-        )
-
-    def log(row: dict[str, Any]) -> None:
-        if metrics is not None:
-            metrics.log(row)
-
-    train_paths = split.paths("train")
-    fit_photos = functools.cache(
-        lambda: [
-            to_tensor(load_rgb(p, cfg.work_size)).float() / 255.0
-            for p in train_paths[:BASELINE_FIT_IMAGES]
-        ]
-    )
-    # Rebalancing weights from the training photos alone: deterministic, so a resume agrees.
-    bin_weights = functools.cache(lambda: ab_prior_weights(fit_photos()))
+    loop = _Loop(cfg, env, run, split, gcfg, dcfg, G, D, opts, state, metrics, say, **loop_state)
     val_paths = split.paths("val")
-    val_images = (
-        torch.stack(
+    if env.main and val_paths:
+        loop.val_images = torch.stack(
             [
                 to_tensor(load_rgb(p, cfg.max_side).resize((cfg.work_size,) * 2, Image.BILINEAR))
                 for p in val_paths[:VAL_LOSS_IMAGES]
             ]
         )
-        if env.main and val_paths
-        else None
-    )
-    grid_photos = (
-        [to_tensor(load_rgb(p, min(cfg.max_side, 512))) for p in val_paths[: cfg.samples]]
-        if env.main
-        else []
-    )
+    if env.main:
+        loop.grid_photos = [
+            to_tensor(load_rgb(p, min(cfg.max_side, 512))) for p in val_paths[: cfg.samples]
+        ]
+    return loop
 
-    def finish_phase(phase: str) -> None:
-        if phase in ("l1", "gan"):
-            snapshots[phase] = cpu_state(G)
 
-    with _progress(console, env.main) as progress:
-        for p, phase in enumerate(PHASES):
-            n_epochs = cfg.epochs(phase)
-            if p < position[0]:
-                continue
-            if n_epochs == 0:
-                finish_phase(phase)
-                continue
-            if phase == "cls":
-                names = cfg.sources("cls_sources")
-                sources = build_colorizers(names, snapshots, gcfg, cfg, fit_photos)
-                say(f"classifier fakes from: {', '.join(sources)}")
-                dataset: Any = ClassifierPairs(train_paths, sources, cfg, p)
-            else:
-                dataset = ColourCrops(
-                    train_paths, cfg.crop, cfg.work_size, cfg.max_side, cfg.seed, p
-                )
-            sampler = EpochSampler(len(dataset), env.world, env.rank, cfg.seed + p)
-            loader = DataLoader(
-                dataset,
-                batch_size=cfg.batch_size,
-                sampler=sampler,
-                num_workers=cfg.workers,
-                pin_memory=env.cuda,
-                worker_init_fn=worker_init,
-                persistent_workers=False,
-            )
-            first_epoch = position[1] if p == position[0] else 0
-            for epoch in range(first_epoch, n_epochs):
-                skip = position[2] if (p, epoch) == position[:2] else 0
-                sampler.set_epoch(epoch, skip * cfg.batch_size)
-                n_batches = skip + len(loader)
-                task = progress.add_task(
-                    f"{phase} {epoch + 1}/{n_epochs}", total=n_batches, completed=skip, info=""
-                )
-                sums: dict[str, Any] = dict(state["epoch_sums"]) if skip and state else {}
-                seen, t0 = 0, time.time()
-                G.train()
-                D.train()
-                for b, batch in enumerate(loader, start=skip):
-                    x = env.put(batch)
-                    if phase == "cls":
-                        out = cls_step(D, opts["cls"], x, env)
-                        seen += x.shape[0] * x.shape[1] * 2
-                    else:
-                        lab = rgb_to_lab_normalized(x.float() / 255.0)
-                        weights = bin_weights() if cfg.g_head == "bins" else None
-                        if phase == "l1":
-                            out = l1_step(G, opts["g"], lab, env, weights)
-                        else:
-                            out = gan_step(G, D, opts["g"], opts["d"], lab, cfg, env, weights)
-                        seen += x.shape[0]
-                    step += 1
-                    for k, v in out.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    if step % cfg.log_every == 0:
-                        vals = {k: v.item() for k, v in out.items()}
-                        rate = seen * env.world / (time.time() - t0)
-                        log({"phase": phase, "epoch": epoch, "step": step, **vals, "img_s": rate})
-                        info = " ".join(f"{k} {v:.4f}" for k, v in vals.items())
-                        progress.update(task, info=f"{info} {rate:.1f} img/s")
-                    progress.advance(task)
-                    if cfg.ckpt_every and step % cfg.ckpt_every == 0 and b + 1 < n_batches:
-                        save((p, epoch, b + 1), sums)
-                progress.remove_task(task)
-                elapsed = time.time() - t0
-                rate = seen * env.world / max(elapsed, 1e-9)
-                row = {k: float(v) / n_batches for k, v in sums.items()}
-                row = {"phase": phase, "epoch": epoch, "step": step, **row}
-                if phase != "cls" and env.main and val_images is not None:
-                    row["val_l1"] = val_l1(unwrap(G).eval(), val_images, env)
-                    done = epoch + 1 + (cfg.epochs_l1 if phase == "gan" else 0)
-                    write_grid(unwrap(G), grid_photos, run.sample_path(done), cfg, env)
-                row.update({"img_s": rate, "epoch_s": elapsed, "kind": "epoch"})
-                log(row)
-                say(
-                    f"{phase} epoch {epoch + 1}/{n_epochs}  "
-                    + "  ".join(
-                        f"{k} {v:.4f}"
-                        for k, v in row.items()
-                        if k.startswith(("loss", "acc", "val"))
-                    )
-                    + f"  {rate:.1f} img/s  {elapsed:.0f} s"
-                )
-                if phase == "gan" and n_epochs >= 2 and epoch + 1 == n_epochs // 2:
-                    snapshots["gan_mid"] = cpu_state(G)
-                if epoch + 1 == n_epochs:
-                    finish_phase(phase)
-                    position = (p + 1, 0, 0)
-                else:
-                    position = (p, epoch + 1, 0)
-                save(position, {})
-    G, D = unwrap(G), unwrap(D)
+def _finish(loop: _Loop, console: Console) -> Path:
+    """After the last phase: every rank leaves DDP; rank 0 evaluates, writes the report and
+    final.pt, and runs the detector stage when the run uses the forensic detector."""
+    cfg, env, run, split, say = loop.cfg, loop.env, loop.run, loop.split, loop.say
+    G, D = unwrap(loop.G), unwrap(loop.D)
     if env.world > 1:
         # Every rank leaves the group together, before rank 0's long evaluation: a rank that
         # exits while the others still hold gloo's threads can abort the whole job.
@@ -722,14 +795,16 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
 
     say("training done; calibrating and evaluating")
     names = cfg.sources("eval_sources")
-    colorizers = build_colorizers(names, snapshots, gcfg, cfg, fit_photos, env.device)
+    colorizers = build_colorizers(
+        names, loop.snapshots, loop.gcfg, cfg, loop.fit_photos, env.device
+    )
     t_eval = time.time()
     result = evaluate(cfg, split, D, colorizers, env, console)
     result = {
         "run": {
             "data_digest": split.data_digest,
             **{f"n_{k}": v for k, v in split.counts().items()},
-            "steps": step,
+            "steps": loop.step,
             "eval_s": time.time() - t_eval,
             "device": str(env.device),
             "world_size": env.world,
@@ -742,10 +817,10 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
     final = {
         "format": 1,
         "generator": cpu_state(G),
-        "generator_config": asdict(gcfg),
-        "generator_l1": snapshots["l1"],
+        "generator_config": asdict(loop.gcfg),
+        "generator_l1": loop.snapshots["l1"],
         "detector": cpu_state(D),
-        "detector_config": asdict(dcfg),
+        "detector_config": asdict(loop.dcfg),
         "work_size": cfg.work_size,
         "threshold": result["threshold"]["value"],
         "threshold_rule": result["threshold"]["rule"],
@@ -755,7 +830,8 @@ def _train(cfg: TrainConfig, env: Env, console: Console) -> Path:
         "version": imgcheck.__version__,
     }
     save_torch(final, run.final)
-    metrics.close()
+    if loop.metrics is not None:
+        loop.metrics.close()
     say(f"wrote {run.final} and {json_path}")
     if cfg.detector == "forensic":
         from imgcheck.trainer.detector_stage import run_stage
