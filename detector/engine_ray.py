@@ -264,6 +264,16 @@ class RayEngine:
         # --device cuda, too few CPUs for --workers) is one error line before any report.
         self._ray = self._connect()
         self._compute = self._pool(self._ray)
+        from imgcheck.sources import is_url, local_path
+
+        nodes = [n for n in self._ray.nodes() if n.get("Alive")]
+        local = [p for p in options.paths if not is_url(p) or local_path(p) is not None]
+        if local and len(nodes) > 1:
+            self.warnings.append(
+                f"the Ray cluster has {len(nodes)} nodes and reads local paths on each of them "
+                f"({local[0]}...): every node must see the same files at the same paths "
+                "(a shared file system), or name them as URLs (s3://...)"
+            )
 
     @property
     def model_name(self) -> str:
