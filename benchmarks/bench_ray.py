@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             configure_logging=False,
             object_store_memory=256 << 20,
             _node_ip_address="127.0.0.1",
+            address="local",  # a new instance, never a cluster `ray start` left recorded
         )
         try:
             engine = RayEngine(replace(opts, engine="ray", workers=workers), max_pixels=None)

@@ -204,23 +204,42 @@ class _ScoreActor:
 # -- driver ---------------------------------------------------------------------------------------
 
 
-def _probe(address: str | None, timeout: float = 5.0) -> None:
-    """A `host:port` (or `ray://host:port`) address that nothing answers on is one error line
-    now, not minutes of Ray's own connection retries."""
+def _unanswered(address: str, timeout: float = 5.0) -> str | None:
+    """Why nothing answers at a `host:port` (or `ray://host:port`) address, or None (it
+    answers, or the address is not of that form)."""
     import socket
 
-    if not address or address in ("auto", "local"):
-        return
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit():
-        return
+        return None
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            pass
+            return None
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise EngineError(f"no Ray cluster answers at {address}: {reason.lower()}") from None
+        return (exc.strerror or type(exc).__name__).lower()
+
+
+def _probe(address: str | None) -> None:
+    """An address that nothing answers on is one error line now, not minutes of Ray's own
+    connection retries."""
+    if not address or address in ("auto", "local"):
+        return
+    reason = _unanswered(address)
+    if reason is not None:
+        raise EngineError(f"no Ray cluster answers at {address}: {reason}")
+
+
+def _recorded_cluster_is_dead(ray: Any) -> bool:
+    """With no address, `ray.init()` joins the cluster `ray start` last recorded on this
+    machine and waits for it forever if that cluster is gone: True when it is gone."""
+    try:
+        from ray._private.utils import read_ray_address
+
+        recorded = read_ray_address()
+    except Exception:  # a private helper: if it moves, let Ray decide as it always did
+        return False
+    return bool(recorded) and _unanswered(recorded, timeout=2.0) is not None
 
 
 def _model_files(info: Any, bare: bool) -> tuple[dict[str, bytes], str | None]:
@@ -283,7 +302,10 @@ class RayEngine:
 
     def _connect(self) -> Any:
         ray = _import_ray()
-        _probe(self.address or os.environ.get("RAY_ADDRESS"))
+        address = self.address or os.environ.get("RAY_ADDRESS")
+        _probe(address)
+        if not address and not ray.is_initialized() and _recorded_cluster_is_dead(ray):
+            address = "local"  # a cluster `ray start` left behind is gone: start our own
         for name in ("ray", "ray.data", "ray.train", "ray.tune"):
             logging.getLogger(name).setLevel(logging.ERROR)
         if not ray.is_initialized():
@@ -291,14 +313,14 @@ class RayEngine:
                 k: v for k, v in os.environ.items() if k.startswith(_FORWARD_ENV) and v
             }
             kwargs: dict[str, Any] = {
-                "address": self.address,
+                "address": address,
                 "logging_level": logging.ERROR,
                 "log_to_driver": False,
                 "configure_logging": True,
             }
             if env:
                 kwargs["runtime_env"] = {"env_vars": env}
-            if not self.address and not os.environ.get("RAY_ADDRESS"):
+            if not address or address == "local":
                 kwargs["include_dashboard"] = False  # a local one-machine cluster
             try:
                 ray.init(**kwargs)

@@ -54,6 +54,7 @@ def cluster() -> Iterator[str]:
         log_to_driver=False,
         configure_logging=False,
         _node_ip_address="127.0.0.1",
+        address="local",  # a new instance, never a cluster `ray start` left recorded
     )
     try:
         yield "127.0.0.1:" + ray.get_runtime_context().gcs_address.rsplit(":", 1)[1]
@@ -261,3 +262,29 @@ def test_bucket_on_s3_same_rows_as_disk(cluster: str, model_dir: Path, tmp_path:
         stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 1, stderr.decode()[-3000:]
     assert_same_rows(csv_rows(stdout.decode()), want, path_map=(str(disk), "s3://engine-ray/catalog/2026"))
+
+
+def test_a_dead_recorded_cluster_does_not_hang(model_dir: Path, tmp_path: Path) -> None:
+    """No address: Ray joins the cluster `ray start` last recorded on this machine and, if that
+    one is gone, waits for it forever. The engine starts its own instance instead."""
+    import shutil
+    import tempfile
+
+    from fixtures_engines import free_port
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # short: Ray's socket paths
+    try:
+        (ray_tmp / "ray_current_cluster").write_text(f"127.0.0.1:{free_port()}")
+        Image.fromarray(colourful(seed=3)).save(tmp_path / "a.png")
+        args = [str(tmp_path / "a.png"), "--model", str(model_dir), "--engine", "ray", "-f", "csv"]
+        proc = _driver(args, {"RAY_TMPDIR": str(ray_tmp)})
+        try:
+            stdout, stderr = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        assert proc.returncode == 1, stderr.decode()[-2000:]
+        assert "a.png,ok," in stdout.decode()
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
