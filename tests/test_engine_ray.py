@@ -181,6 +181,23 @@ def test_parquet_file_and_folder(
     assert_same_rows(local, got)
 
 
+def test_html_report_same_as_local(
+    cluster: str, folder: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """Thumbnails and heatmaps come back from the workers: the same HTML as the local engine's
+    (but for the time stamps)."""
+    import re
+
+    inputs = [str(folder / n) for n in ("colour.png", "muted.jpg", "grey.png", "text.jpg")]
+    pages = {}
+    for engine in ("local", "ray"):
+        target = tmp_path / f"{engine}.html"
+        assert invoke([*inputs, "--engine", engine, "-o", str(target)], model_dir).exit_code == 1
+        text = target.read_text(encoding="utf-8")
+        pages[engine] = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC|[0-9.]+ (s|img/s|images/s)\b", "", text)
+    assert pages["ray"] == pages["local"] and pages["ray"].count("data:image/jpeg") == 3
+
+
 def _driver(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "imgcheck", "scan", *args],
