@@ -36,6 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from imgcheck.errors import first_line
 from imgcheck.inputs import InputItem
 from imgcheck.options import ScanOptions
 from imgcheck.results import ScanResult, Status
@@ -65,12 +66,6 @@ def _import_ray() -> Any:
     return ray
 
 
-def _first_line(exc: BaseException) -> str:
-    for line in str(exc).splitlines():
-        if line.strip():
-            return line.strip()
-    return type(exc).__name__
-
 
 def _explain(exc: BaseException) -> str:
     """The message of the ModelError behind a Ray error (an actor could not load the model),
@@ -87,7 +82,7 @@ def _explain(exc: BaseException) -> str:
     marker = "ModelError: "
     if marker in text:  # the worker's exception, only as text
         return text.split(marker, 1)[1].strip().splitlines()[0]
-    return f"the Ray job failed: {type(exc).__name__}: {_first_line(exc)}"
+    return f"the Ray job failed: {type(exc).__name__}: {first_line(exc)}"
 
 
 # -- stage 1: decode (Ray tasks) ------------------------------------------------------------------
@@ -326,7 +321,7 @@ class RayEngine:
                 ray.init(**kwargs)
             except Exception as exc:
                 where = self.address or os.environ.get("RAY_ADDRESS") or "a local Ray instance"
-                raise EngineError(f"cannot start or reach Ray ({where}): {_first_line(exc)}") from None
+                raise EngineError(f"cannot start or reach Ray ({where}): {first_line(exc)}") from None
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         for attr in ("print_on_execution_start", "enable_operator_progress_bars"):

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import typer
 from fixtures_engines import (
     assert_same_rows,
     awkward_folder,
@@ -32,15 +31,7 @@ from typer.testing import CliRunner
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
 
-from imgcheck.cli_scan import scan_command  # noqa: E402
-
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command("scan")(scan_command)
-
-
-@app.callback()
-def _root() -> None:
-    """Test root."""
+from imgcheck.cli import app  # noqa: E402  (the registered root app, as users run it)
 
 
 @pytest.fixture(scope="module")

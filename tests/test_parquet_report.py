@@ -6,22 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import typer
 from fixtures_engines import assert_same_rows, awkward_folder, csv_rows
 from fixtures_onnx import write_model_folder
 from typer.testing import CliRunner
 
-from imgcheck.cli_scan import scan_command
+from imgcheck.cli import app  # the registered root app, as users run it
 
 pq = pytest.importorskip("pyarrow.parquet", reason="parquet needs pyarrow (the ray extra)")
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command("scan")(scan_command)
-
-
-@app.callback()
-def _root() -> None:
-    """Test root."""
 
 
 @pytest.fixture(scope="module")

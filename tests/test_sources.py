@@ -10,20 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import typer
 from fixtures_engines import assert_same_rows, awkward_folder, csv_rows, s3_server, upload
 from fixtures_onnx import write_model_folder
 from typer.testing import CliRunner
 
-from imgcheck.cli_scan import scan_command
-
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command("scan")(scan_command)
-
-
-@app.callback()
-def _root() -> None:
-    """Test root."""
+from imgcheck.cli import app  # the registered root app, as users run it
 
 
 @pytest.fixture(scope="module")
