@@ -80,8 +80,9 @@ def _explain(exc: BaseException) -> str:
         cur = cause if isinstance(cause, BaseException) else cur.__cause__
     text = str(exc)
     marker = "ModelError: "
-    if marker in text:  # the worker's exception, only as text
-        return text.split(marker, 1)[1].strip().splitlines()[0]
+    rest = text.split(marker, 1)[1].strip() if marker in text else ""
+    if rest:  # the worker's exception, only as text
+        return rest.splitlines()[0]
     return f"the Ray job failed: {type(exc).__name__}: {first_line(exc)}"
 
 

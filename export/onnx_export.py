@@ -20,6 +20,7 @@ from typing import Any
 import onnx
 import torch
 
+from imgcheck.errors import first_line
 from imgcheck.export.errors import ExportError
 from imgcheck.export.graphs import ColorizerGraph, DetectorGraph
 
@@ -62,7 +63,7 @@ def _export(
         tail = chatter.getvalue().strip().splitlines()[-3:]
         raise ExportError(
             f"torch.onnx.export failed for {type(module).__name__}: "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            f"{first_line(exc)}"
             + (f" ({' | '.join(tail)})" if tail else "")
         ) from exc
     finally:
