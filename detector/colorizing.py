@@ -222,12 +222,23 @@ class _Loaded:
     grayscale: bool
 
 
+COMPARE_LABELS = ("original", "grayscale", "colorized")
+
+
+def label_height(panel_height: int) -> int:
+    """Height of the compare view's label strip: legible at any panel size."""
+    return max(14, panel_height // 24)
+
+
 def compare_view(original: np.ndarray, colorized: np.ndarray, gap: int = 8) -> Image.Image:
-    """original | grayscale | colorized, side by side, each panel at most COMPARE_MAX_SIDE.
+    """original | grayscale | colorized, side by side under a strip naming each column, each
+    panel at most COMPARE_MAX_SIDE.
 
     The grey panel is Pillow's luma of the original: a display aid, close to (not exactly) the
     CIELAB L the model sees.
     """
+    from PIL import ImageDraw, ImageFont
+
     h, w = original.shape[:2]
     scale = min(1.0, COMPARE_MAX_SIDE / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -236,9 +247,14 @@ def compare_view(original: np.ndarray, colorized: np.ndarray, gap: int = 8) -> I
         im = Image.fromarray(arr, "RGB")
         panels.append(im.resize(size, Image.Resampling.LANCZOS) if scale < 1 else im)
     panels.insert(1, panels[0].convert("L").convert("RGB"))
-    canvas = Image.new("RGB", (3 * size[0] + 2 * gap, size[1]), (255, 255, 255))
-    for i, panel in enumerate(panels):
-        canvas.paste(panel, (i * (size[0] + gap), 0))
+    top = label_height(size[1])
+    canvas = Image.new("RGB", (3 * size[0] + 2 * gap, top + size[1]), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=max(10, top - 4))
+    for i, (panel, label) in enumerate(zip(panels, COMPARE_LABELS, strict=True)):
+        left = i * (size[0] + gap)
+        canvas.paste(panel, (left, top))
+        draw.text((left + 2, 1), label, fill=(0, 0, 0), font=font)
     return canvas
 
 

@@ -203,12 +203,17 @@ def test_broken_model_output_is_a_model_error(tmp_path: Path) -> None:
 def test_compare_view_layout() -> None:
     rgb = _noise(30, 50)
     view = np.asarray(cz.compare_view(rgb, expected_colorized(rgb), gap=4))
-    assert view.shape == (30, 3 * 50 + 2 * 4, 3)
-    assert np.array_equal(view[:, :50], rgb)
-    grey = view[:, 54:104]
+    top = cz.label_height(30)
+    assert view.shape == (top + 30, 3 * 50 + 2 * 4, 3)
+    assert np.array_equal(view[top:, :50], rgb)
+    grey = view[top:, 54:104]
     assert np.array_equal(grey[..., 0], grey[..., 2])
+    # Each column is named in the strip above it: dark text on white, in all three columns.
+    for left in (0, 54, 108):
+        strip = view[:top, left : left + 50]
+        assert (strip < 100).any() and (strip == 255).any()
     big = np.asarray(cz.compare_view(_noise(2000, 500), _noise(2000, 500)))
-    assert big.shape[0] == cz.COMPARE_MAX_SIDE
+    assert big.shape[0] == cz.label_height(cz.COMPARE_MAX_SIDE) + cz.COMPARE_MAX_SIDE
 
 
 # --- output paths and atomic writes ----------------------------------------------------------
