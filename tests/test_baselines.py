@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 pytestmark = pytest.mark.torch
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
+)
 
 from imgcheck.trainer.baselines import (  # noqa: E402
     EVAL_ONLY,

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("onnx", reason="the fake models are built with onnx.helper")
+pytest.importorskip(
+    "onnx", reason="the fake models are built with onnx.helper", exc_type=ModuleNotFoundError
+)
 
 from fixtures_onnx import colourful, muted, write_model_folder
 

@@ -286,7 +286,11 @@ def test_empty_scan_says_so_and_fail_on_empty(tmp_path: Path, model_dir: Path) -
 
 
 def _validate_sarif(doc: dict) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema = pytest.importorskip(
+        "jsonschema",
+        reason="jsonschema is not installed (the test extra)",
+        exc_type=ModuleNotFoundError,
+    )
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     validator_cls = jsonschema.validators.validator_for(schema)
     validator_cls.check_schema(schema)
@@ -430,7 +434,11 @@ def test_distribution_name_is_free_of_the_unrelated_imgcheck() -> None:
 
 
 def test_pre_commit_hook_and_action_definitions() -> None:
-    yaml = pytest.importorskip("yaml")
+    yaml = pytest.importorskip(
+        "yaml",
+        reason="yaml is not installed (the test extra (pre-commit))",
+        exc_type=ModuleNotFoundError,
+    )
     (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "imgcheck" and hook["language"] == "python"
     assert hook["types"] == ["image"] and hook["entry"].startswith("imgcheck scan")

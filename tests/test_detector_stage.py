@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
+)
 
 from fixtures_trainer import make_photos, tiny_config  # noqa: E402
 
@@ -70,7 +72,9 @@ def test_train_tiles_are_matched_pairs(run: Path) -> None:
 
 def test_export_of_the_forensic_detector_matches_torch(run: Path, tmp_path: Path) -> None:
     """ONNX parity is checked by export itself; the scan of a real tile view agrees with torch."""
-    pytest.importorskip("onnx")
+    pytest.importorskip(
+        "onnx", reason="onnx is not installed (the test extra)", exc_type=ModuleNotFoundError
+    )
     from PIL import Image
 
     from imgcheck.export.api import export_run

@@ -29,7 +29,11 @@ from fixtures_onnx import colourful, write_model_folder
 from PIL import Image
 from typer.testing import CliRunner
 
-ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
+ray = pytest.importorskip(
+    "ray",
+    reason="the ray extra is not installed (pip install '.[ray]')",
+    exc_type=ModuleNotFoundError,
+)
 
 from imgcheck.cli import app  # noqa: E402  (the registered root app, as users run it)
 

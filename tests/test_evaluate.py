@@ -19,7 +19,11 @@ from PIL import Image
 
 from imgcheck.metrics import binary_report
 
-pytest.importorskip("onnxruntime")
+pytest.importorskip(
+    "onnxruntime",
+    reason="onnxruntime is not installed (the cpu extra)",
+    exc_type=ModuleNotFoundError,
+)
 
 
 def _save(path: Path, arr: np.ndarray) -> None:

@@ -16,9 +16,17 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.torch
-torch = pytest.importorskip("torch")
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
+)
+onnx = pytest.importorskip(
+    "onnx", reason="onnx is not installed (the test extra)", exc_type=ModuleNotFoundError
+)
+ort = pytest.importorskip(
+    "onnxruntime",
+    reason="onnxruntime is not installed (the cpu extra)",
+    exc_type=ModuleNotFoundError,
+)
 
 from fixtures_cli import run_cli  # noqa: E402
 from fixtures_export import make_run  # noqa: E402

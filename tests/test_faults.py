@@ -596,7 +596,9 @@ def _hostile_run(tmp_path: Path, what: str) -> Path:
 @pytest.mark.torch
 @pytest.mark.parametrize("what", ["truncated", "hostile", "config"])
 def test_train_resume_from_a_damaged_run_is_one_line_exit_2(tmp_path: Path, what: str) -> None:
-    pytest.importorskip("torch")
+    pytest.importorskip(
+        "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
+    )
     run = _hostile_run(tmp_path, what)
     data = tmp_path / "data"
     data.mkdir()

@@ -176,7 +176,9 @@ SHARMA = [
 
 @pytest.mark.torch
 def test_delta_e2000_matches_sharma_2005_table() -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
+    )
     from imgcheck.trainer.colour import delta_e2000
 
     lab1 = torch.tensor([p[0] for p in SHARMA], dtype=torch.float64).view(-1, 3, 1, 1)
@@ -198,7 +200,9 @@ def _images(torch, n: int = 2, size: int = 32):
 
 @pytest.mark.torch
 def test_psnr_against_direct_formula() -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
+    )
     from imgcheck.trainer.metrics import psnr
 
     a = _images(torch)
@@ -213,7 +217,9 @@ def test_psnr_against_direct_formula() -> None:
 
 @pytest.mark.torch
 def test_ssim_identity_constants_and_ordering() -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
+    )
     from imgcheck.trainer.metrics import ssim
 
     a = _images(torch)
@@ -234,7 +240,9 @@ def test_ssim_identity_constants_and_ordering() -> None:
 
 @pytest.mark.torch
 def test_colorfulness_grey_zero_and_closed_form() -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
+    )
     from imgcheck.trainer.metrics import colorfulness
 
     grey = torch.rand(1, 1, 8, 8).expand(1, 3, 8, 8)
@@ -249,7 +257,9 @@ def test_colorfulness_grey_zero_and_closed_form() -> None:
 
 @pytest.mark.torch
 def test_mean_delta_e2000_identity_and_grey_vs_colour() -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
+    )
     from imgcheck.trainer.colour import delta_e2000, rgb_to_lab
     from imgcheck.trainer.metrics import mean_delta_e2000
 

@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from imgcheck.cli import app  # the registered root app, as users run it
 
-pq = pytest.importorskip("pyarrow.parquet", reason="parquet needs pyarrow (the ray extra)")
+pq = pytest.importorskip(
+    "pyarrow.parquet", reason="parquet needs pyarrow (the ray extra)", exc_type=ModuleNotFoundError
+)
 
 
 

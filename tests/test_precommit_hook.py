@@ -31,7 +31,11 @@ def _git(cwd: Path, *args: str) -> str:
 
 @pytest.mark.slow
 def test_pre_commit_try_repo_flags_the_colorized_image(tmp_path: Path) -> None:
-    pytest.importorskip("pre_commit")
+    pytest.importorskip(
+        "pre_commit",
+        reason="pre_commit is not installed (the test extra)",
+        exc_type=ModuleNotFoundError,
+    )
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs git and a git checkout of imgcheck")
     colorized, real = CATALOG / "colorized-01.jpg", CATALOG / "real-02.jpg"

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.torch
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
+)
 
 from PIL import Image  # noqa: E402
 

@@ -37,7 +37,9 @@ def invoke(args: list[str], model_dir: Path) -> object:
 def bucket(disk: Path) -> Iterator[str]:
     """s3://sources/catalog/2026 holding `disk`, with fsspec pointed at the server (what
     FSSPEC_S3_* environment variables set in a fresh process)."""
-    pytest.importorskip("s3fs", reason="s3:// needs s3fs (the ray extra)")
+    pytest.importorskip(
+        "s3fs", reason="s3:// needs s3fs (the ray extra)", exc_type=ModuleNotFoundError
+    )
     import fsspec.config
 
     with s3_server() as endpoint:
@@ -96,7 +98,9 @@ def test_file_urls_are_local_paths(disk: Path, model_dir: Path) -> None:
 
 
 def test_unusable_urls_are_usage_errors(model_dir: Path) -> None:
-    pytest.importorskip("fsspec", reason="URLs need fsspec (the ray extra)")
+    pytest.importorskip(
+        "fsspec", reason="URLs need fsspec (the ray extra)", exc_type=ModuleNotFoundError
+    )
     result = invoke(["nosuchproto://x/y"], model_dir)
     assert result.exit_code == 2 and "nosuchproto" in result.stderr
     try:

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("torch")
+pytest.importorskip(
+    "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
+)
 
 from fixtures_trainer import colour_photo, make_photos
 
