@@ -22,7 +22,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from imgcheck.view import ViewSpec
+import numpy as np
+
+from imgcheck.view import ViewSpec, aggregate
 
 
 def tile_order(n: int) -> list[int]:
@@ -43,6 +45,13 @@ def tile_order(n: int) -> list[int]:
             order.append(j)
         i += 1
     return order + [j for j in range(n) if j not in seen]
+
+
+def stops(scored: np.ndarray, n_tiles: int, tiles: int, threshold: float, how: str) -> bool:
+    """The stage rule, one definition for scan and for calibration: an image of more than
+    `tiles` tiles stops when `view.aggregate` over its first `tiles` (in `tile_order`; `scored`
+    holds at least those) is below `threshold`."""
+    return n_tiles > tiles and aggregate(scored[:tiles], how) < threshold
 
 
 @dataclass(frozen=True)
@@ -111,4 +120,4 @@ def problems(entry: Any) -> list[str]:
     return out
 
 
-__all__ = ["Cascade", "problems", "tile_order"]
+__all__ = ["Cascade", "problems", "stops", "tile_order"]

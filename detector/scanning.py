@@ -32,7 +32,7 @@ from PIL import Image
 
 from imgcheck import view as view_mod
 from imgcheck.bounded import ordered_map, thread_pool
-from imgcheck.cascade import Cascade, tile_order
+from imgcheck.cascade import Cascade, stops, tile_order
 from imgcheck.decode import DEFAULT_MAX_PIXELS, Decoded, MemoryBudget, decode
 from imgcheck.errors import first_line
 from imgcheck.inputs import InputItem
@@ -314,15 +314,13 @@ class Scanner:
         todo = [p for p in batch if p.crops is not None]
         if not todo:
             return
-        n_tiles = {id(p): len(p.crops) for p in todo}  # type: ignore[arg-type]
-        order = {id(p): tile_order(n_tiles[id(p)]) for p in todo}
+        order = {id(p): tile_order(len(p.crops)) for p in todo}  # type: ignore[arg-type]
         got: dict[int, list[tuple[int, float, np.ndarray | None]]] = {id(p): [] for p in todo}
         stages = list(self.cascade.stages) if self.cascade is not None else []
         for limit, stop in [*stages, (None, None)]:
             chunks, owners = [], []
             for p in todo:
-                end = n_tiles[id(p)] if limit is None else min(limit, n_tiles[id(p)])
-                idx = order[id(p)][len(got[id(p)]) : end]
+                idx = order[id(p)][len(got[id(p)]) : limit]
                 if idx:
                     chunks.append(p.crops[idx])  # type: ignore[index]
                     owners.append((p, idx))
@@ -338,14 +336,11 @@ class Scanner:
                 break
             still = []
             for p in todo:
-                if n_tiles[id(p)] > limit:
-                    partial = view_mod.aggregate(
-                        np.array([s for _, s, _ in got[id(p)]]), self.spec.aggregate
-                    )
-                    if partial < stop:
-                        self._finish(p, got[id(p)], Stage.SCREEN)
-                        continue
-                still.append(p)
+                scored = np.array([s for _, s, _ in got[id(p)]])
+                if stops(scored, len(order[id(p)]), limit, stop, self.spec.aggregate):
+                    self._finish(p, got[id(p)], Stage.SCREEN)
+                else:
+                    still.append(p)
             todo = still
         for p in todo:
             self._finish(p, got[id(p)], Stage.DETECTOR)

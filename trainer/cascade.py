@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from imgcheck.cascade import tile_order
+from imgcheck.cascade import stops, tile_order
 from imgcheck.metrics import roc_auc
 from imgcheck.trainer.detector_head import ForensicDetector
 from imgcheck.trainer.lofo import ZooData
@@ -38,7 +38,7 @@ Groups = dict[str, dict[str, Tiles]]  # family (or "real") -> variant -> images
 @torch.no_grad()
 def ordered_tiles(det: ForensicDetector, d: dict[str, np.ndarray], variant: str) -> Tiles:
     """Each image's tile probabilities, in the order scan scores them."""
-    probs = torch.sigmoid(det.logits_from_features(torch.from_numpy(det.stored(d["feats"]))))
+    probs = torch.sigmoid(det.logits_from_features(torch.from_numpy(d["feats"])))
     probs = probs.double().numpy()
     out = []
     for row in np.flatnonzero(d["variant"] == variant):
@@ -61,7 +61,7 @@ def run_cascade(
     scores, cost, stopped = [], [], []
     for p in images:
         for k, t in stages:
-            if len(p) > k and aggregate(p[:k], how) < t:
+            if stops(p, len(p), k, t, how):
                 scores.append(aggregate(p[:k], how))
                 cost.append(k)
                 stopped.append(True)

@@ -24,31 +24,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from imgcheck.trainer.forensics import FEATURES, SCALES, feature_names, tile_features
+from imgcheck.trainer.forensics import FEATURES, tile_features
 from imgcheck.view import aggregate
 
 
 @dataclass(frozen=True)
 class ForensicConfig:
-    """`scales`: the feature scales the graph computes (`features` follows from them);
-    `keep`: which of those features the head may use (the ablations mask some)."""
-
     kind: str = "forensic"
     features: tuple[str, ...] = FEATURES
     keep: tuple[str, ...] = FEATURES
     hidden: int = 64
     one_class: bool = True
-    scales: tuple[int, ...] = SCALES
-
-    @classmethod
-    def for_scales(cls, scales: tuple[int, ...], **kwargs: object) -> ForensicConfig:
-        names = feature_names(scales)
-        return cls(features=names, keep=names, scales=tuple(scales), **kwargs)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["features"], d["keep"] = list(self.features), list(self.keep)
-        d["scales"] = list(self.scales)
         return d
 
     @classmethod
@@ -59,7 +49,6 @@ class ForensicConfig:
             keep=tuple(data.get("keep", FEATURES)),
             hidden=int(data.get("hidden", 64)),
             one_class=bool(data.get("one_class", True)),
-            scales=tuple(int(s) for s in data.get("scales", SCALES)),
         )
 
 
@@ -76,16 +65,14 @@ class ForensicDetector(nn.Module):
 
     def __init__(self, cfg: ForensicConfig = ForensicConfig()) -> None:
         super().__init__()
-        if tuple(cfg.features) != feature_names(cfg.scales):
+        if tuple(cfg.features) != FEATURES:
             raise ValueError(
                 "this checkpoint's detector was trained on other forensic features "
-                f"({len(cfg.features)} vs {len(feature_names(cfg.scales))}): retrain it"
+                f"({len(cfg.features)} vs {len(FEATURES)}): retrain it"
             )
         self.cfg = cfg
-        # Where its features sit among the zoo's stored ones (`FEATURES`, every scale).
-        self.columns = [FEATURES.index(f) for f in cfg.features]
-        d = len(cfg.features)
-        keep = torch.tensor([f in cfg.keep for f in cfg.features], dtype=torch.float32)
+        d = len(FEATURES)
+        keep = torch.tensor([f in cfg.keep for f in FEATURES], dtype=torch.float32)
         self.register_buffer("keep", keep)
         self.register_buffer("mu", torch.zeros(d))
         self.register_buffer("sigma", torch.ones(d))
@@ -103,13 +90,9 @@ class ForensicDetector(nn.Module):
 
     # -- fitting the fixed statistics (from real training tiles) -------------------------
 
-    def stored(self, feats: np.ndarray) -> np.ndarray:
-        """This detector's columns of features stored with every scale (the zoo's files)."""
-        return feats if len(self.columns) == len(FEATURES) else feats[:, self.columns]
-
     def fit_statistics(self, real_feats: np.ndarray) -> None:
-        """Standardisation and the one-class Gaussian, from real tiles' raw (stored) features."""
-        x = torch.from_numpy(np.asarray(self.stored(real_feats), dtype=np.float64))
+        """Standardisation and the one-class Gaussian, from real tiles' raw features."""
+        x = torch.from_numpy(np.asarray(real_feats, dtype=np.float64))
         mu, sigma = x.mean(0), x.std(0).clamp_min(1e-4)
         z = ((x - mu) / sigma).clamp(-8, 8) * self.keep.double()
         m = z.mean(0)
@@ -139,7 +122,7 @@ class ForensicDetector(nn.Module):
         return logit
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
-        return self.logits_from_features(tile_features(rgb, self.cfg.scales))
+        return self.logits_from_features(tile_features(rgb))
 
 
 @dataclass
@@ -183,7 +166,7 @@ def fit_head(
         feats.append(f)
         labels.append(np.full(len(f), 0.0 if k == 0 else 1.0))
         weights.append(share / n_img / counts[img])  # each image's tiles share its weight
-    x = torch.from_numpy(det.stored(np.concatenate(feats)).astype(np.float32))
+    x = torch.from_numpy(np.concatenate(feats).astype(np.float32))
     y = torch.from_numpy(np.concatenate(labels)).float()
     w = torch.from_numpy(np.concatenate(weights))
     gen = torch.Generator().manual_seed(seed)
@@ -209,8 +192,7 @@ def image_scores(
 ) -> np.ndarray:
     """Tile features + their image index -> (n,) image probabilities, each by
     `view.aggregate` over its tiles' probabilities, exactly as scan scores an image."""
-    logits = det.logits_from_features(torch.from_numpy(det.stored(feats)))
-    probs = torch.sigmoid(logits).double().numpy()
+    probs = torch.sigmoid(det.logits_from_features(torch.from_numpy(feats))).double().numpy()
     order = np.argsort(image, kind="stable")
     bounds = np.cumsum(np.bincount(image, minlength=n))[:-1]
     return np.array([aggregate(p, how) for p in np.split(probs[order], bounds)])

@@ -54,15 +54,7 @@ _GLOBAL = (
     "l_a_corr",
     "l_b_corr",
 )
-
-
-def feature_names(scales: tuple[int, ...] = SCALES) -> tuple[str, ...]:
-    """The features `tile_features(rgb, scales)` returns, in order."""
-    return tuple(f"{name}@{s}" for s in scales for name in _PER_SCALE) + _GLOBAL
-
-
-# Every feature (all scales): what the zoo stores, so a detector may use any subset of scales.
-FEATURES: tuple[str, ...] = feature_names()
+FEATURES: tuple[str, ...] = tuple(f"{name}@{s}" for s in SCALES for name in _PER_SCALE) + _GLOBAL
 # Which features are "forensic" (the ablation switches these off, leaving colour statistics).
 FORENSIC = tuple(f for f in FEATURES if "@" in f or f.startswith("hp_corr"))
 
@@ -127,15 +119,12 @@ def _corr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.log((1 + c) / (1 - c))
 
 
-def tile_features(rgb: torch.Tensor, scales: tuple[int, ...] = SCALES) -> torch.Tensor:
-    """(N, 3, H, W) sRGB in [0, 1] tiles -> (N, len(feature_names(scales))) float features.
-
-    Scale 1 (full resolution) costs about three quarters of the whole: a detector trained
-    without it (`ForensicConfig.scales`) exports a graph that never computes it."""
+def tile_features(rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) sRGB in [0, 1] tiles -> (N, len(FEATURES)) float features."""
     lab = rgb_to_lab(rgb)
     L, ab = lab[:, :1] / 100.0, lab[:, 1:] / 100.0
     feats: list[torch.Tensor] = []
-    for s in scales:
+    for s in SCALES:
         Ls = F.avg_pool2d(L, s) if s > 1 else L
         abs_ = F.avg_pool2d(ab, s) if s > 1 else ab
         feats += _scale_features(Ls, abs_)
@@ -172,4 +161,4 @@ def tile_features(rgb: torch.Tensor, scales: tuple[int, ...] = SCALES) -> torch.
     return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
 
 
-__all__ = ["FEATURES", "FORENSIC", "SCALES", "feature_names", "tile_features"]
+__all__ = ["FEATURES", "FORENSIC", "SCALES", "tile_features"]
