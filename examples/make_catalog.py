@@ -31,25 +31,45 @@ def _small(path: Path) -> Image.Image:
     return rgb
 
 
+def _listed(sources_md: Path) -> list[tuple[str, str, str]]:
+    """(source photo, package, licence) of each table row of a SOURCES.md, in file order."""
+    rows = []
+    for line in sources_md.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].endswith(".jpg"):
+            rows.append((cells[1], cells[2], cells[3]))
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--data", type=Path, default=None, help="photo folder, if it moved")
     p.add_argument("--manifest", type=Path, default=None, help="MANIFEST.tsv for the credits")
+    p.add_argument(
+        "--same-photos", type=Path, default=None, metavar="SOURCES_MD",
+        help="re-make the catalog from the photos (and credits) an existing SOURCES.md lists, "
+        "e.g. after the shipped colorizer changed",
+    )  # fmt: skip
     args = p.parse_args()
     split = json.loads((args.run / "split.json").read_text(encoding="utf-8"))
     root = args.data or Path(split["root"])
-    val = sorted(split["val"])
     args.out.mkdir(parents=True, exist_ok=True)
     credits = {}
     manifest = args.manifest or root.parent / "MANIFEST.tsv"
     if manifest.is_file():
         with open(manifest, encoding="utf-8") as fh:
             credits = {r["file"]: r for r in csv.DictReader(fh, delimiter="\t")}
-    # Spread the picks over the sorted list so the groups mix sources.
-    step = max(1, len(val) // sum(COUNTS.values()))
-    picks = val[::step]
+    if args.same_photos is not None:
+        listed = _listed(args.same_photos)
+        picks = [name for name, _, _ in listed]
+        credits = {Path(n).name: {"source_package": c, "licence": lic} for n, c, lic in listed}
+    else:
+        # Spread the picks over the sorted list so the groups mix sources.
+        val = sorted(split["val"])
+        step = max(1, len(val) // sum(COUNTS.values()))
+        picks = val[::step]
     rows = []
     i = 0
     for group, n in COUNTS.items():

@@ -119,8 +119,8 @@ def pre_round_tensor(model: onnx.ModelProto) -> str:
 
 
 def ab_tensor(model: onnx.ModelProto) -> str | None:
-    """The regression U-Net's normalised ab at work_size: the output of its one `Tanh` (the
-    head). The bins head has no single such tensor (its decode is a softmax-weighted sum):
+    """The regression U-Net's normalised ab at work_size before its decode gain: the output of
+    its one `Tanh` (the head). The bins head has no single such tensor (its decode is a softmax-weighted sum):
     None, and the parity check relies on the colorized output alone."""
     if not any(n.op_type == "Tanh" for n in model.graph.node):
         return None
@@ -154,6 +154,7 @@ def verify_colorizer(
     ref_u8 = ColorizerGraph(generator, work_size).eval()
     ref_f = ColorizerGraph(generator, work_size, float_output=True).eval()
     pre, ab = pre_round_tensor(model), ab_tensor(model)
+    gain = float(getattr(getattr(generator, "cfg", None), "gain", 1.0))
     extra = [pre] if ab is None else [pre, ab]
     session = create_session(with_outputs(model, extra), Device.CPU)
     captured: list[np.ndarray] = []
@@ -189,7 +190,8 @@ def verify_colorizer(
                 "colorized": int(diff_u8.max()),
             }
             if min(h, w) >= TINY and got_ab is not None:
-                diffs["ab"] = float(np.abs(got_ab - want_ab).max())
+                # The Tanh is the head before the decode gain; the forward hook sees after it.
+                diffs["ab"] = float(np.abs(got_ab * gain - want_ab).max())
             parity.add(case + (" (tiny)" if min(h, w) < TINY else ""), batch.shape, diffs)
     finally:
         hook.remove()

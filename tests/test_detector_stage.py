@@ -104,9 +104,9 @@ def test_export_of_the_forensic_detector_matches_torch(run: Path, tmp_path: Path
 def test_stage_tools_on_a_missing_run_say_so_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from imgcheck.trainer import detector_stage, temperature
+    from imgcheck.trainer import decode, detector_stage
 
-    for main in (detector_stage.main, temperature.main):
+    for main in (detector_stage.main, decode.main):
         assert main(["--run", str(tmp_path / "missing")]) == 2
         err = capsys.readouterr().err
         assert err.startswith("imgcheck train: error:") and "Traceback" not in err

@@ -405,3 +405,49 @@ def test_bench_variants_runs(exported: tuple[Path, Path, dict], capsys) -> None:
     assert "split.json val" in table
     for name in ("fp32", "int8", "fp16"):
         assert f"\n{name} " in table
+
+
+def test_colorizer_with_a_decode_gain_passes_parity_and_applies_the_gain() -> None:
+    # The ab parity tensor is the head's Tanh, before the gain: a gain != 1 must not read as
+    # drift, and the exported graph must carry the gain (more chroma than at gain 1).
+    from imgcheck.export.onnx_export import export_colorizer
+    from imgcheck.export.verify import colorizer_shapes, verify_colorizer
+    from imgcheck.trainer.nets import ColorizerConfig, UNetColorizer
+
+    torch.manual_seed(0)
+    cfg = {"base": 4, "depth": 2, "max_channels": 8, "head": "regression"}
+    plain, gained = UNetColorizer(ColorizerConfig(**cfg)), UNetColorizer(
+        ColorizerConfig(**cfg, gain=2.0)
+    )
+    gained.load_state_dict(plain.state_dict())
+    chroma = []
+    for G in (plain, gained):
+        model = export_colorizer(G.eval(), 16)
+        verify_colorizer(G, 16, model, colorizer_shapes(16)[:2])
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        grey = np.repeat(np.linspace(20, 230, 24 * 24, dtype=np.uint8).reshape(1, 24, 24, 1), 3, -1)
+        out = session.run(None, {"image": grey})[0].astype(np.float32)
+        chroma.append(float(np.abs(out - out.mean(-1, keepdims=True)).mean()))
+    assert chroma[1] > 1.1 * chroma[0] > 0  # less than 2x: the gamut fit pulls some back
+
+
+def test_colorizer_card_measures_the_exported_colorizer_and_draws_the_figure(
+    exported: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from imgcheck.trainer import colorizer_card
+
+    run_dir, out, _ = exported
+    record = colorizer_card.measure(run_dir, out / "colorizer.onnx", None, tmp_path)
+    assert record["photos"] == 6 and record["figure_columns"] == [
+        "original", "grayscale", "pre-training (no GAN)", "shipped"
+    ]  # fmt: skip
+    shipped = record["results"]["shipped"]
+    assert shipped["n_images"] == 6 and shipped["colorfulness_real"] > 0
+    # The ONNX colorizer is the run's generator: it scores like its PyTorch snapshot.
+    assert shipped["psnr"] == pytest.approx(record["results"]["GAN, gain 1"]["psnr"], abs=0.05)
+    with Image.open(tmp_path / "comparison.png") as sheet:
+        assert sheet.width > 4 * 256 and sheet.height > 8 * 256
+    assert json.loads((tmp_path / "colorizer.json").read_text())["photos"] == 6
+    assert "| shipped |" in colorizer_card.markdown(record)

@@ -78,11 +78,18 @@ def test_tiny_run_learns_and_writes_everything(photos: Path, tmp_path: Path) -> 
     }
     assert final["data_digest"] == json.loads((run / "split.json").read_text())["data_digest"]
     assert final["metrics"]["detector"]["gan"]["auc"] == report["detector"]["gan"]["auc"]
+    decode = json.loads((run / "decode.json").read_text())
+    assert decode["setting"] == "gain" and final["generator_config"]["gain"] == decode["chosen"]
+    chosen = {"gan": final["generator_gan"], "pre": final["generator_l1"]}[decode["snapshot"]]
+    assert all(torch.equal(final["generator"][k], chosen[k]) for k in chosen)
+    n_val = report["threshold"]["n_real"]  # chosen on one half, measured on the other
+    assert [h["n_images"] for h in decode["held_out_halves"]] == [n_val // 2, (n_val + 1) // 2]
     G = UNetColorizer(ColorizerConfig(**final["generator_config"]))
     G.load_state_dict(final["generator"])
     G.load_state_dict(final["generator_l1"])
     assert any(
-        not torch.equal(final["generator"][k], final["generator_l1"][k]) for k in final["generator"]
+        not torch.equal(final["generator_gan"][k], final["generator_l1"][k])
+        for k in final["generator"]
     )
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["epochs_l1"] == 4 and config["versions"]["torch"]
@@ -160,7 +167,7 @@ def test_cli_errors_exit_2(photos: Path, tmp_path: Path, monkeypatch: pytest.Mon
     assert result.stderr.startswith("imgcheck train: error: ")
 
     result = run_cli(["train", "--data", photos, "--out", "x", "--crop", "30"])
-    assert result.exit_code == 2 and "multiples of 16" in result.output
+    assert result.exit_code == 2 and "multiples of 32" in result.output  # 2 ** --g-depth 5
 
     result = run_cli(["train", "--data", photos, "--out", tmp_path / "r", "--val-percent", "0"])
     assert result.exit_code == 2 and "validation" in result.output

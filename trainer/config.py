@@ -42,22 +42,24 @@ class TrainConfig:
         required=True, path=True,
     )  # fmt: skip
     out: str = option("", "Run folder to create, e.g. runs/NAME.", "", required=True, path=True)
-    # Schedule. Defaults: the shipped model, ~270 photos, ~38 min on 2 busy CPU cores with
-    # --threads 1 (measured: L1 ~21 s, GAN ~29 s, classifier ~78 s per epoch, evaluation ~4 min).
-    # val_l1 of the L1 phase flattens after ~15 epochs; the GAN phase is what adds colour.
-    epochs_l1: int = option(15, "Generator pre-training epochs (L1 only).", SCHEDULE)
-    epochs_gan: int = option(25, "Adversarial epochs (GAN + L1 + chroma).", SCHEDULE)
+    # Schedule. Defaults: the shipped model's run (v4: 583 training photos, 2 CPU cores,
+    # --threads 2; measured 38-46 s per pre-training epoch, 48-51 s per GAN epoch). Its val_l1
+    # had flattened by epoch ~25; it was stopped after 32 of the 40 (MODEL_CARD.md).
+    epochs_l1: int = option(40, "Generator pre-training epochs (reconstruction only).", SCHEDULE)
+    epochs_gan: int = option(6, "Adversarial epochs (GAN + L1 + chroma).", SCHEDULE)
     epochs_cls: int = option(10, "Detector (classifier) epochs (patchgan detector).", SCHEDULE)
     batch_size: int = option(16, "Photos per training step.", SCHEDULE)
-    lr: float = option(2e-4, "Adam learning rate (all phases).", SCHEDULE)
-    # Generator loss in the GAN phase: GAN + lambda_ce * bin CE (bins head) + lambda_l1 * L1 +
-    # lambda_chroma * chroma matching. L1 pulls ambiguous colours to their brown median, so with
-    # the bins head it is only a light anchor.
+    lr: float = option(5e-4, "Adam learning rate (all phases).", SCHEDULE)
+    # Generator loss in the GAN phase: GAN + lambda_ce * bin CE (bins head) + lambda_rec *
+    # reconstruction (--g-loss: MSE or L1) + lambda_chroma * chroma matching. MSE regresses to
+    # the conditional mean (best PSNR; the decode gain restores vividness), L1 to the median.
     lambda_ce: float = option(1.0, "Weight of the ab-bin cross-entropy (bins head).", SCHEDULE)
-    lambda_l1: float = option(10.0, "Weight of the L1 loss in the GAN phase.", SCHEDULE)
+    lambda_rec: float = option(
+        10.0, "Weight of the reconstruction loss (--g-loss) in the GAN phase.", SCHEDULE
+    )
     lambda_chroma: float = option(0.0, "Weight of the anti-sepia chroma matching loss.", SCHEDULE)
     # Geometry. `crop`: generator training crops; `cls_crop`: classifier crops = the view's crop.
-    crop: int = option(128, "Generator training crop (multiple of 16).", DATA)
+    crop: int = option(128, "Generator training crop (multiple of 2^--g-depth).", DATA)
     cls_crop: int = option(256, "Classifier crop = the detector view's crop.", DATA)
     # crops per (real, colorized) pair and photo, to amortise colorizing
     cls_crops: int = option(2, "Crops per photo pair in the classifier phase.", DATA)
@@ -79,11 +81,21 @@ class TrainConfig:
     # Networks (see nets.ColorizerConfig / DiscriminatorConfig).
     g_base: int = option(16, "Colorizer: channels of the first U-Net level.", NETS)
     g_depth: int = option(
-        4, "Colorizer: U-Net levels (crop and work size: multiples of 2^depth).", NETS
+        5, "Colorizer: U-Net levels (crop and work size: multiples of 2^depth).", NETS
     )
-    g_max_channels: int = option(128, "Colorizer: channel cap of the deepest levels.", NETS)
-    g_head: str = option("bins", "Colorizer head: bins (ab distribution) or regression.", NETS)
+    g_max_channels: int = option(192, "Colorizer: channel cap of the deepest levels.", NETS)
+    g_head: str = option(
+        "regression", "Colorizer head: regression (ab) or bins (ab distribution).", NETS,
+        choices=("regression", "bins"),
+    )  # fmt: skip
+    g_loss: str = option(
+        "psnr", "Regression head: reconstruction loss (psnr: per-image log MSE in sRGB).", NETS,
+        choices=("psnr", "mse", "l1"),
+    )  # fmt: skip
     g_temperature: float = option(0.38, "Annealed-mean temperature (bins head).", NETS)
+    g_gain: float = option(
+        1.0, "Chroma gain of the regression head (chosen after training on val photos).", NETS
+    )
     d_base: int = option(32, "PatchGAN discriminator: channels of the first layer.", NETS)
     d_layers: int = option(3, "PatchGAN discriminator: strided layers.", NETS)
     # Runtime.
@@ -147,8 +159,10 @@ class TrainConfig:
             raise ValueError("--det-tile must be >= 32 and <= --det-max-side")
         if self.g_head not in ("bins", "regression"):
             raise ValueError("--g-head must be bins or regression")
-        if self.g_temperature <= 0:
-            raise ValueError("--g-temperature must be > 0")
+        if self.g_loss not in ("psnr", "mse", "l1"):
+            raise ValueError("--g-loss must be psnr, mse or l1")
+        if self.g_temperature <= 0 or self.g_gain <= 0:
+            raise ValueError("--g-temperature and --g-gain must be > 0")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError("--device must be auto, cpu or cuda")
         if not 0.0 <= self.fpr <= 1.0:

@@ -30,7 +30,7 @@ from imgcheck.trainer.config import TrainConfig, TrainError
 from imgcheck.trainer.data import Split, load_rgb, to_tensor
 from imgcheck.trainer.detector_head import ForensicConfig, ForensicDetector
 from imgcheck.trainer.lofo import ZooData, fit_shipped, markdown_table, run_lofo
-from imgcheck.trainer.nets import ColorizerConfig
+from imgcheck.trainer.nets import generator_config
 from imgcheck.trainer.runs import load_checkpoint, load_json, save_json, save_torch
 from imgcheck.trainer.zoo import ZooContext, build_zoo, families
 from imgcheck.trainer.zoo_data import precompute
@@ -64,9 +64,7 @@ def run_stage(
     cfg = TrainConfig.from_dict(load_json(run_dir / "config.json")["config"])
     split = Split.from_dict(load_json(run_dir / "split.json"))
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    gcfg = asdict(
-        ColorizerConfig(cfg.g_base, cfg.g_depth, cfg.g_max_channels, cfg.g_head, cfg.g_temperature)
-    )
+    gcfg = asdict(generator_config(cfg))
     names = [n for n in cfg.sources("zoo_families") if n in families()]
     spec = detector_view(cfg)
     zoo_dir = run_dir / "zoo"

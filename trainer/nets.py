@@ -8,6 +8,7 @@ on any image size that is a multiple of `UNetColorizer.multiple` (the colorizer)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,8 +43,13 @@ class _Block(nn.Module):
 class ColorizerConfig:
     """`head`: "bins" (Zhang et al. 2016: a distribution over quantized ab, decoded by an
     annealed mean at `temperature`, predicted at half the work size) or "regression" (tanh ab at
-    full work size, the 0.1 design). Regression averages ambiguous colours into brown; the bins
-    head commits to one mode, and its temperature trades vividness against PSNR after training.
+    full work size, scaled by `gain`).
+
+    Both decode settings are chosen after training (`trainer.decode`), never learned. An MSE
+    regression predicts E[ab | L]: the best PSNR, but muted wherever the colour is ambiguous.
+    Scaling that mean by a gain g costs E|g m - ab|^2 = E|ab|^2 - (2g - g^2)|m|^2 when m is the
+    true conditional mean, so any g < 2 still beats leaving the photo grey while g -> 2 restores
+    the vividness the averaging took away; the chosen g is measured, not assumed.
     """
 
     base: int = 16
@@ -51,6 +57,19 @@ class ColorizerConfig:
     max_channels: int = 128
     head: str = "bins"
     temperature: float = 0.38
+    gain: float = 1.0
+
+
+def generator_config(cfg: Any) -> ColorizerConfig:
+    """The generator's config from a run's `TrainConfig` (one mapping, for training and the zoo)."""
+    return ColorizerConfig(
+        base=cfg.g_base,
+        depth=cfg.g_depth,
+        max_channels=cfg.g_max_channels,
+        head=cfg.g_head,
+        temperature=cfg.g_temperature,
+        gain=cfg.g_gain,
+    )
 
 
 AB_BIN = 10.0  # ab bin width (CIELAB units), as Zhang et al.
@@ -65,7 +84,7 @@ def ab_bin_centres() -> torch.Tensor:
 
 
 class UNetColorizer(nn.Module):
-    """U-Net: normalised L (N, 1, H, W) -> normalised ab (N, 2, H, W) in [-1, 1].
+    """U-Net: normalised L (N, 1, H, W) -> normalised ab (N, 2, H, W) (in [-gain, gain]).
 
     Down-sampling by strided conv, up-sampling by bilinear resize + conv (no transposed
     convs, so no checkerboard chroma). H and W must be multiples of `multiple`. With the bins
@@ -132,7 +151,7 @@ class UNetColorizer(nn.Module):
             z = self.logits(L)
             ab = self.decode(z, L.shape[-2:])
         else:
-            z, ab = None, torch.tanh(self.head(self._features(L)))
+            z, ab = None, torch.tanh(self.head(self._features(L))) * self.cfg.gain
         return (ab, z) if with_logits else ab
 
 

@@ -2,10 +2,11 @@
 
 One readable loop over three phases (nanoGPT-style), with the whole run state in one checkpoint:
 
-1. `l1`: the U-Net learns L -> ab with L1 only. That generator is kept (`generator_l1`) and
-   reported beside the GAN one, because L1 alone is the honest baseline a GAN must beat.
+1. `l1` (pre-training): the U-Net learns L -> ab by reconstruction alone (`--g-loss`: MSE,
+   the conditional mean, or L1; the bins head: rebalanced cross-entropy). That generator is
+   kept (`generator_l1`) and reported beside the GAN one: the honest baseline a GAN must beat.
 2. `gan`: pix2pix. D step on `fake.detach()` (positive = colorized), then G step with
-   GAN + lambda_l1 * L1 + lambda_chroma * chroma matching. Against the sepia collapse (L1's
+   GAN + lambda_rec * reconstruction + lambda_chroma * chroma matching. Against the sepia collapse (L1's
    optimum under colour ambiguity is the desaturated median) we match, per image, the sorted
    chroma magnitudes |ab| of the output to those of the photo: the 1-D Wasserstein distance
    between the two chroma distributions. It asks for "as much colour, in as many pixels, as
@@ -52,7 +53,7 @@ from torch.utils.data import DataLoader
 import imgcheck
 from imgcheck.metrics import binary_report, threshold_for_fpr
 from imgcheck.trainer import baselines, report
-from imgcheck.trainer.colour import rgb_to_lab_normalized
+from imgcheck.trainer.colour import lab_normalized_to_rgb, rgb_to_lab_normalized
 from imgcheck.trainer.config import PHASES, RUNTIME_FIELDS, TrainConfig, TrainError
 from imgcheck.trainer.data import (
     ClassifierPairs,
@@ -73,6 +74,7 @@ from imgcheck.trainer.nets import (
     DiscriminatorConfig,
     PatchDiscriminator,
     UNetColorizer,
+    generator_config,
 )
 from imgcheck.trainer.pipeline import colorize_full, detect
 from imgcheck.trainer.runs import (
@@ -200,14 +202,35 @@ def bins_loss(logits: torch.Tensor, ab: torch.Tensor, weights: torch.Tensor) -> 
     return (pixel_w * ce).mean()
 
 
+def reconstruction(fake: torch.Tensor, lab: torch.Tensor, kind: str) -> torch.Tensor:
+    """The regression loss of predicted ab `fake` against the photo `lab` (normalised Lab).
+
+    "psnr": the mean over images of log(sRGB MSE), i.e. minus the mean per-image PSNR up to a
+    constant, the measure the colorizer is judged by. Unlike a pooled MSE it weighs an error by
+    how little colour the photo has, so it does not pay for vivid skies with a cast over a
+    near-grey photo (in dB, a cast on a muted photo costs more than the same error on a vivid
+    one gains). "mse": pooled MSE on ab (the conditional mean). "l1": the median.
+    """
+    L, ab = lab[:, :1], lab[:, 1:]
+    if kind == "psnr":
+        err = (lab_normalized_to_rgb(L, fake) - lab_normalized_to_rgb(L, ab)).pow(2)
+        return torch.log(err.flatten(1).mean(1) + PSNR_FLOOR).mean()
+    return F.mse_loss(fake, ab) if kind == "mse" else F.l1_loss(fake, ab)
+
+
+PSNR_FLOOR = 1e-4  # MSE floor of the "psnr" loss: a photo within 40 dB gives no more gradient
+
+
 def l1_step(
     G: nn.Module,
     opt: torch.optim.Optimizer,
     lab: torch.Tensor,
     env: Env,
     weights: torch.Tensor | None = None,
+    loss_kind: str = "l1",
 ) -> dict:
-    """Phase 1 (pre-training): rebalanced bin cross-entropy for the bins head, L1 for regression."""
+    """Phase 1 (pre-training): rebalanced bin cross-entropy for the bins head, `loss_kind`
+    reconstruction for regression."""
     L, ab = lab[:, :1], lab[:, 1:]
     with env.autocast():
         fake, logits = G(L, with_logits=True)
@@ -215,8 +238,8 @@ def l1_step(
         loss = bins_loss(logits, ab, weights)
         out = {"loss_ce": loss.detach(), "loss_l1": F.l1_loss(fake.float(), ab).detach()}
     else:
-        loss = F.l1_loss(fake.float(), ab)
-        out = {"loss_l1": loss.detach()}
+        loss = reconstruction(fake.float(), lab, loss_kind)
+        out = {"loss_rec": loss.detach(), "loss_l1": F.l1_loss(fake.float(), ab).detach()}
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -262,9 +285,9 @@ def gan_step(
         g_logits = bare_d(torch.cat([L, fake], 1)).float()
     bare_d.requires_grad_(True)
     loss_gan = F.binary_cross_entropy_with_logits(g_logits, torch.zeros_like(g_logits))
-    loss_l1 = F.l1_loss(fake, ab)
+    loss_rec = reconstruction(fake, lab, cfg.g_loss)
     loss_chroma = chroma_matching(fake, ab)
-    loss_g = loss_gan + cfg.lambda_l1 * loss_l1 + cfg.lambda_chroma * loss_chroma
+    loss_g = loss_gan + cfg.lambda_rec * loss_rec + cfg.lambda_chroma * loss_chroma
     extra = {}
     if bins is not None and weights is not None:
         loss_ce = bins_loss(bins, ab, weights)
@@ -277,7 +300,8 @@ def gan_step(
         **extra,
         "loss_d": loss_d.detach(),
         "loss_gan": loss_gan.detach(),
-        "loss_l1": loss_l1.detach(),
+        "loss_rec": loss_rec.detach(),
+        "loss_l1": F.l1_loss(fake.detach(), ab),
         "loss_chroma": loss_chroma.detach(),
     }
 
@@ -658,7 +682,7 @@ class _Loop:
         lab = rgb_to_lab_normalized(x.float() / 255.0)
         weights = self.bin_weights if cfg.g_head == "bins" else None
         if phase == "l1":
-            return l1_step(self.G, opts["g"], lab, env, weights), x.shape[0]
+            return l1_step(self.G, opts["g"], lab, env, weights, cfg.g_loss), x.shape[0]
         return gan_step(self.G, self.D, opts["g"], opts["d"], lab, cfg, env, weights), x.shape[0]
 
     def run_epoch(
@@ -735,9 +759,7 @@ def _setup(cfg: TrainConfig, env: Env, console: Console) -> _Loop:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    gcfg = ColorizerConfig(
-        cfg.g_base, cfg.g_depth, cfg.g_max_channels, cfg.g_head, cfg.g_temperature
-    )
+    gcfg = generator_config(cfg)
     dcfg = DiscriminatorConfig(cfg.d_base, cfg.d_layers)
     G: nn.Module = UNetColorizer(gcfg).to(env.device)
     D: nn.Module = PatchDiscriminator(dcfg).to(env.device)
@@ -833,6 +855,11 @@ def _finish(loop: _Loop, console: Console) -> Path:
     if loop.metrics is not None:
         loop.metrics.close()
     say(f"wrote {run.final} and {json_path}")
+    if cfg.g_head == "regression" and split.paths("val"):
+        from imgcheck.trainer import decode
+
+        say("colorizer: choosing the decode gain on the validation photos")
+        decode.calibrate(run.root, say=say)
     if cfg.detector == "forensic":
         from imgcheck.trainer.detector_stage import run_stage
 

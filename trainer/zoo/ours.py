@@ -7,9 +7,10 @@ import torch
 
 from imgcheck.trainer.zoo import ZooColorizer, ZooContext
 
-# The shipped decode temperature is chosen after training (`trainer.temperature`): the zoo
-# covers the range it is chosen from.
+# The shipped decode setting (bins: temperature; regression: chroma gain) is chosen after
+# training (`trainer.decode`): the zoo covers the range it is chosen from.
 TEMPERATURES = (0.3, 0.38, 0.5, 0.7)
+GAINS = (1.0, 1.5, 2.0, 2.5)
 
 
 def _generators(ctx: ZooContext, name: str) -> list[torch.nn.Module]:
@@ -19,10 +20,13 @@ def _generators(ctx: ZooContext, name: str) -> list[torch.nn.Module]:
     if state is None:
         return []
     cfg = dict(ctx.generator_config)
-    temps = TEMPERATURES if cfg.get("head", "bins") == "bins" else (cfg.get("temperature", 0.38),)
+    if cfg.get("head", "bins") == "bins":
+        settings = [{"temperature": t} for t in TEMPERATURES]
+    else:
+        settings = [{"gain": g} for g in GAINS]
     out = []
-    for t in temps:
-        G = UNetColorizer(ColorizerConfig(**{**cfg, "temperature": t}))
+    for setting in settings:
+        G = UNetColorizer(ColorizerConfig(**{**cfg, **setting}))
         G.load_state_dict(state)
         out.append(G.eval().requires_grad_(False))
     return out
@@ -41,7 +45,7 @@ def _run(generators: list[torch.nn.Module], work_size: int) -> ZooColorizer:
 
 def build_gan(ctx: ZooContext) -> ZooColorizer | None:
     """The final GAN generator and, where the run has one, its mid-GAN snapshot, each decoded
-    at the temperatures the shipped one is chosen from."""
+    at the decode settings the shipped one is chosen from."""
     gens = _generators(ctx, "gan") + _generators(ctx, "gan_mid")
     return _run(gens, ctx.work_size) if gens else None
 

@@ -1,0 +1,135 @@
+"""The colorizer's model-card numbers and figure, measured on the run's validation photos.
+
+Every colorizer is judged by `report.evaluate_colorizer` on the same photos (long side = the
+work size, never trained on): the grayscale baseline, the run's generator after pre-training
+(phase `l1`, no GAN) and after the GAN phase (both decoded as trained, gain 1), the shipped ONNX
+colorizer (the GAN generator at the chosen decode gain, exactly what `imgcheck colorize` runs),
+and optionally an older ONNX colorizer for comparison. Writes OUT/colorizer.json and
+OUT/comparison.png (8 spread-out photos: original | grayscale | pre-training | shipped [| old]).
+
+    python -m imgcheck.trainer.colorizer_card --run runs/NAME \
+        --onnx detector/models/colorizer.onnx --old-onnx old/colorizer.onnx --out docs/model_card
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from imgcheck.trainer.config import TrainError
+from imgcheck.trainer.data import Split, load_rgb, to_tensor
+from imgcheck.trainer.nets import ColorizerConfig, UNetColorizer
+from imgcheck.trainer.pipeline import colorize_full
+from imgcheck.trainer.report import comparison_grid, evaluate_colorizer, grayscale
+from imgcheck.trainer.runs import load_json, save_json
+
+ROWS = 8
+Colorize = Callable[[torch.Tensor], torch.Tensor]
+
+
+def torch_colorizer(state: dict[str, torch.Tensor], gcfg: dict[str, Any], work: int) -> Colorize:
+    G = UNetColorizer(ColorizerConfig(**gcfg))
+    G.load_state_dict(state)
+    G.eval()
+
+    @torch.no_grad()
+    def run(rgb: torch.Tensor) -> torch.Tensor:
+        return colorize_full(G, rgb, work)
+
+    return run
+
+
+def onnx_colorizer(path: Path) -> Colorize:
+    """An exported colorizer graph (uint8 NHWC in and out) as a (N, 3, H, W) float function."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def run(rgb: torch.Tensor) -> torch.Tensor:
+        x = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        (out,) = session.run(None, {name: np.ascontiguousarray(x)})
+        return torch.from_numpy(out.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
+
+    return run
+
+
+def measure(run: Path, onnx: Path, old_onnx: Path | None, out: Path) -> dict[str, Any]:
+    final_path = run / "checkpoints" / "final.pt"
+    if not final_path.is_file():
+        raise TrainError(f"{final_path} not found: point --run at a finished training run")
+    final = torch.load(final_path, map_location="cpu", weights_only=True)
+    gcfg = dict(final["generator_config"])
+    work = int(final["work_size"])
+    split = Split.from_dict(load_json(run / "split.json"))
+    paths = split.paths("val")
+    photos = [to_tensor(load_rgb(p, work)).float() / 255.0 for p in paths]
+    raw = {**gcfg, "gain": 1.0, "temperature": gcfg.get("temperature", 0.38)}
+    colorizers: dict[str, Colorize] = {
+        "pre-training (no GAN)": torch_colorizer(final["generator_l1"], raw, work),
+        "GAN, gain 1": torch_colorizer(final.get("generator_gan", final["generator"]), raw, work),
+        "shipped": onnx_colorizer(onnx),
+    }
+    if old_onnx is not None:
+        colorizers["imgcheck 0.1"] = onnx_colorizer(old_onnx)
+    results = {name: evaluate_colorizer(fn, photos) for name, fn in colorizers.items()}
+    picks = [photos[round(i * (len(photos) - 1) / (ROWS - 1))] for i in range(ROWS)]
+    shown = ["pre-training (no GAN)", "shipped"] + (["imgcheck 0.1"] if old_onnx else [])
+    rows = [
+        (p, grayscale(p[None])[0], *(colorizers[n](p[None])[0] for n in shown)) for p in picks
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    comparison_grid(rows, out / "comparison.png", headers=("original", "grayscale", *shown))
+    record = {
+        "photos": len(photos),
+        "long_side": work,
+        "decode": {k: gcfg.get(k) for k in ("head", "gain", "temperature")},
+        "results": results,
+        "figure_columns": ["original", "grayscale", *shown],
+    }
+    save_json(record, out / "colorizer.json")
+    return record
+
+
+def markdown(record: dict[str, Any]) -> str:
+    first = next(iter(record["results"].values()))
+    lines = [
+        f"Grayscale baseline: PSNR {first['gray_psnr']:.2f} dB, ΔE2000 "
+        f"{first['gray_delta_e2000']:.2f} ({record['photos']} validation photos at long side "
+        f"{record['long_side']}).",
+        "",
+        "| colorizer | PSNR dB | vs grey dB | ΔE2000 | colourfulness / real | mean chroma / real |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in record["results"].items():
+        lines.append(
+            f"| {name} | {m['psnr']:.2f} | {m['psnr'] - m['gray_psnr']:+.2f} | "
+            f"{m['delta_e2000']:.2f} | {m['colorfulness_ratio']:.2f} | {m['chroma_ratio']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m imgcheck.trainer.colorizer_card")
+    ap.add_argument("--run", required=True, type=Path)
+    ap.add_argument("--onnx", required=True, type=Path, help="the exported colorizer.onnx")
+    ap.add_argument("--old-onnx", type=Path, default=None, help="an older colorizer to compare")
+    ap.add_argument("--out", required=True, type=Path)
+    args = ap.parse_args(argv)
+    try:
+        record = measure(args.run, args.onnx, args.old_onnx, args.out)
+    except (OSError, RuntimeError, KeyError, TrainError) as exc:
+        print(f"imgcheck train: error: {exc}", file=sys.stderr)
+        return 2
+    print(markdown(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
