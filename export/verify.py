@@ -120,8 +120,8 @@ def pre_round_tensor(model: onnx.ModelProto) -> str:
 
 def ab_tensor(model: onnx.ModelProto) -> str | None:
     """The regression U-Net's normalised ab at work_size before its decode gain: the output of
-    its one `Tanh` (the head). The bins head has no single such tensor (its decode is a softmax-weighted sum):
-    None, and the parity check relies on the colorized output alone."""
+    its one `Tanh` (the head). The bins head has no single such tensor (its decode is a
+    softmax-weighted sum): None, and the parity check relies on the colorized output alone."""
     if not any(n.op_type == "Tanh" for n in model.graph.node):
         return None
     return _only(model, "Tanh", "U-Net head").output[0]

@@ -10,7 +10,7 @@ torch = pytest.importorskip(
 )
 
 from imgcheck.trainer import decode  # noqa: E402
-from imgcheck.trainer.nets import ColorizerConfig, UNetColorizer  # noqa: E402
+from imgcheck.trainer.nets import ColorizerConfig, UNetColorizer, decode_setting  # noqa: E402
 
 SMALL = dict(base=8, depth=2, max_channels=16, head="regression")
 
@@ -23,8 +23,8 @@ def test_gain_scales_the_regression_chroma_and_nothing_else() -> None:
     L = torch.rand(2, 1, 16, 16) * 2 - 1
     with torch.no_grad():
         assert torch.allclose(gained(L), 1.75 * plain(L), atol=1e-6)
-    assert decode.setting_of({**SMALL}) == "gain"
-    assert decode.setting_of({**SMALL, "head": "bins"}) == "temperature"
+    assert decode_setting({**SMALL}) == "gain"
+    assert decode_setting({**SMALL, "head": "bins"}) == "temperature"
 
 
 def _metrics(psnr: float, colourful: float, gray: float = 20.0) -> dict[str, float]:

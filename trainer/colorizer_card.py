@@ -24,7 +24,7 @@ import torch
 
 from imgcheck.trainer.config import TrainError
 from imgcheck.trainer.data import Split, load_rgb, to_tensor
-from imgcheck.trainer.nets import ColorizerConfig, UNetColorizer
+from imgcheck.trainer.nets import frozen_generator
 from imgcheck.trainer.pipeline import colorize_full
 from imgcheck.trainer.report import comparison_grid, evaluate_colorizer, grayscale
 from imgcheck.trainer.runs import load_json, save_json
@@ -34,9 +34,7 @@ Colorize = Callable[[torch.Tensor], torch.Tensor]
 
 
 def torch_colorizer(state: dict[str, torch.Tensor], gcfg: dict[str, Any], work: int) -> Colorize:
-    G = UNetColorizer(ColorizerConfig(**gcfg))
-    G.load_state_dict(state)
-    G.eval()
+    G = frozen_generator(state, gcfg)
 
     @torch.no_grad()
     def run(rgb: torch.Tensor) -> torch.Tensor:
@@ -70,7 +68,7 @@ def measure(run: Path, onnx: Path, old_onnx: Path | None, out: Path) -> dict[str
     split = Split.from_dict(load_json(run / "split.json"))
     paths = split.paths("val")
     photos = [to_tensor(load_rgb(p, work)).float() / 255.0 for p in paths]
-    raw = {**gcfg, "gain": 1.0, "temperature": gcfg.get("temperature", 0.38)}
+    raw = {**gcfg, "gain": 1.0}  # the snapshots as trained
     colorizers: dict[str, Colorize] = {
         "pre-training (no GAN)": torch_colorizer(final["generator_l1"], raw, work),
         "GAN, gain 1": torch_colorizer(final.get("generator_gan", final["generator"]), raw, work),

@@ -29,20 +29,15 @@ import torch
 
 from imgcheck.trainer.config import TrainError
 from imgcheck.trainer.data import Split, load_rgb, to_tensor
-from imgcheck.trainer.nets import ColorizerConfig, UNetColorizer
+from imgcheck.trainer.nets import decode_setting, frozen_generator
 from imgcheck.trainer.pipeline import colorize_full
-from imgcheck.trainer.report import evaluate_colorizer
+from imgcheck.trainer.report import colorizer_rows, summarise_colorizer
 from imgcheck.trainer.runs import load_json, save_json, save_torch
 
 CANDIDATES = {
     "temperature": (0.2, 0.3, 0.38, 0.5, 0.7, 1.0),
     "gain": (1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5),
 }
-
-
-def setting_of(gcfg: dict[str, Any]) -> str:
-    """Which decode setting a generator has: "temperature" (bins head) or "gain" (regression)."""
-    return "temperature" if gcfg.get("head", "regression") == "bins" else "gain"
 
 
 def sweep(
@@ -52,29 +47,14 @@ def sweep(
     work_size: int,
     values: tuple[float, ...] | None = None,
 ) -> dict[float, list[dict[str, float]]]:
-    """Per candidate value: the per-photo metrics of `evaluate_colorizer` (one dict a photo)."""
-    key = setting_of(gcfg)
+    """Per candidate value: the per-photo metrics (`report.colorizer_rows`)."""
+    key = decode_setting(gcfg)
     out = {}
     for v in values or CANDIDATES[key]:
-        G = UNetColorizer(ColorizerConfig(**{**gcfg, key: v}))
-        G.load_state_dict(state)
-        G.eval()
+        G = frozen_generator(state, {**gcfg, key: v})
         with torch.no_grad():
-            out[v] = [
-                evaluate_colorizer(lambda x, G=G: colorize_full(G, x, work_size), [p])
-                for p in photos
-            ]
+            out[v] = colorizer_rows(lambda x, G=G: colorize_full(G, x, work_size), photos)
     return out
-
-
-def summarise(per_photo: list[dict[str, float]]) -> dict[str, float]:
-    """Means over photos, with the ratios recomputed from the means (as `evaluate_colorizer`)."""
-    keys = [k for k in per_photo[0] if k not in ("colorfulness_ratio", "chroma_ratio", "n_images")]
-    m = {k: sum(r[k] for r in per_photo) / len(per_photo) for k in keys}
-    m["colorfulness_ratio"] = m["colorfulness"] / m["colorfulness_real"]
-    m["chroma_ratio"] = m["chroma"] / m["chroma_real"]
-    m["n_images"] = len(per_photo)
-    return m
 
 
 def choose(results: dict[Any, dict[str, float]]) -> Any:
@@ -89,12 +69,9 @@ def held_out(per_value: dict[Any, list[dict[str, float]]]) -> list[dict[str, Any
     """Choose on the even-indexed photos and measure on the odd ones, and the other way round."""
     out = []
     for pick, measure in ((0, 1), (1, 0)):
-        chosen = choose({v: summarise(r[pick::2]) for v, r in per_value.items()})
-        out.append({"chosen": chosen, **summarise(per_value[chosen][measure::2])})
+        chosen = choose({v: summarise_colorizer(r[pick::2]) for v, r in per_value.items()})
+        out.append({"chosen": chosen, **summarise_colorizer(per_value[chosen][measure::2])})
     return out
-
-
-SNAPSHOTS = {"gan": "generator", "pre": "generator_l1"}  # candidate -> final.pt key
 
 
 def calibrate(run: Path, say: Any = print) -> dict[str, Any]:
@@ -106,7 +83,7 @@ def calibrate(run: Path, say: Any = print) -> dict[str, Any]:
     final = torch.load(final_path, map_location="cpu", weights_only=True)
     final.setdefault("generator_gan", final["generator"])  # idempotent: re-runs see the GAN one
     gcfg = dict(final["generator_config"])
-    key = setting_of(gcfg)
+    key = decode_setting(gcfg)
     split = Split.from_dict(load_json(run / "split.json"))
     work = int(final["work_size"])
     photos = [to_tensor(load_rgb(p, work)).float() / 255.0 for p in split.paths("val")]
@@ -116,7 +93,7 @@ def calibrate(run: Path, say: Any = print) -> dict[str, Any]:
         for snap, state in snapshots.items()
         for v, rows in sweep(state, gcfg, photos, work).items()
     }
-    results = {c: summarise(r) for c, r in per_value.items()}
+    results = {c: summarise_colorizer(r) for c, r in per_value.items()}
     best = choose(results)
     for (snap, v), m in results.items():
         say(

@@ -7,6 +7,7 @@ on any image size that is a multiple of `UNetColorizer.multiple` (the colorizer)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,12 @@ class ColorizerConfig:
     head: str = "bins"
     temperature: float = 0.38
     gain: float = 1.0
+
+
+def decode_setting(gcfg: Mapping[str, Any]) -> str:
+    """The config field a generator's decode is tuned by after training (`trainer.decode`):
+    "temperature" for the bins head, "gain" for the regression head."""
+    return "temperature" if gcfg.get("head", ColorizerConfig.head) == "bins" else "gain"
 
 
 def generator_config(cfg: Any) -> ColorizerConfig:
@@ -153,6 +160,16 @@ class UNetColorizer(nn.Module):
         else:
             z, ab = None, torch.tanh(self.head(self._features(L))) * self.cfg.gain
         return (ab, z) if with_logits else ab
+
+
+def frozen_generator(
+    state: Mapping[str, torch.Tensor], gcfg: ColorizerConfig | Mapping[str, Any]
+) -> UNetColorizer:
+    """A generator snapshot ready to colorize: weights loaded, eval mode, no gradients."""
+    cfg = gcfg if isinstance(gcfg, ColorizerConfig) else ColorizerConfig(**gcfg)
+    G = UNetColorizer(cfg)
+    G.load_state_dict(state)
+    return G.eval().requires_grad_(False)
 
 
 @dataclass(frozen=True)

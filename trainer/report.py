@@ -24,10 +24,12 @@ from imgcheck.trainer.colour import lab_to_rgb, rgb_to_lab, rgb_to_luminance
 from imgcheck.trainer.metrics import colorfulness, mean_delta_e2000, psnr, ssim
 
 __all__ = [
+    "colorizer_rows",
     "comparison_grid",
     "evaluate_colorizer",
     "evaluate_detector",
     "grayscale",
+    "summarise_colorizer",
     "write_report",
 ]
 
@@ -114,15 +116,56 @@ def _batches(images: Iterable[torch.Tensor]) -> Iterable[torch.Tensor]:
         yield (img.unsqueeze(0) if img.dim() == 3 else img).float()
 
 
-def _mean(values: list[torch.Tensor]) -> float:
-    return float(torch.cat(values).double().mean()) if values else math.nan
-
-
 @torch.no_grad()
 def chroma_level(rgb: torch.Tensor) -> torch.Tensor:
     """Mean CIELAB chroma |ab| per image (N,): the sepia-collapse measure (grey = 0)."""
     ab = rgb_to_lab(rgb)[:, 1:]
     return ab.pow(2).sum(1).sqrt().flatten(1).mean(1)
+
+
+def colorizer_rows(
+    colorize_fn: Callable[[torch.Tensor], torch.Tensor], images: Iterable[torch.Tensor]
+) -> list[dict[str, float]]:
+    """Per photo, what `evaluate_colorizer` averages: psnr, ssim, delta_e2000, colorfulness,
+    colorfulness_real, chroma, chroma_real and the grayscale baseline's gray_psnr, gray_ssim,
+    gray_delta_e2000. Kept per photo so that a caller can summarise any subset of the photos
+    (`summarise_colorizer`), e.g. to choose on one half and measure on the other."""
+    rows: list[dict[str, float]] = []
+    for batch in _batches(images):
+        out = colorize_fn(batch).clamp(0, 1)
+        if out.shape != batch.shape:
+            raise ValueError(
+                f"colorizer changed the shape {tuple(batch.shape)} -> {tuple(out.shape)}"
+            )
+        grey = grayscale(batch)
+        values = {
+            "psnr": psnr(out, batch),
+            "ssim": ssim(out, batch),
+            "delta_e2000": mean_delta_e2000(out, batch),
+            "colorfulness": colorfulness(out),
+            "colorfulness_real": colorfulness(batch),
+            "chroma": chroma_level(out),
+            "chroma_real": chroma_level(batch),
+            "gray_psnr": psnr(grey, batch),
+            "gray_ssim": ssim(grey, batch),
+            "gray_delta_e2000": mean_delta_e2000(grey, batch),
+        }
+        columns = {k: v.detach().cpu().double().flatten().tolist() for k, v in values.items()}
+        rows += [{k: col[i] for k, col in columns.items()} for i in range(batch.shape[0])]
+    return rows
+
+
+def summarise_colorizer(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Means over photos of `colorizer_rows`, plus colorfulness_ratio and chroma_ratio (the
+    outputs' mean over the real photos' mean; < 1 means the colorizer is timid) and n_images."""
+    keys = rows[0].keys() if rows else ()
+    result = {k: sum(r[k] for r in rows) / len(rows) for k in keys}
+    real, chroma_real = result.get("colorfulness_real", 0.0), result.get("chroma_real", 0.0)
+    result["colorfulness_ratio"] = result["colorfulness"] / real if real > 0 else math.nan
+    result["chroma_ratio"] = result["chroma"] / chroma_real if chroma_real > 0 else math.nan
+    # (no photos: every mean is missing, both ratios NaN, n_images 0)
+    result["n_images"] = len(rows)
+    return result
 
 
 def evaluate_colorizer(
@@ -136,38 +179,7 @@ def evaluate_colorizer(
     gray_ssim, gray_delta_e2000 for the grayscale baseline (its colourfulness is 0 by definition,
     so it is not repeated); plus n_images.
     """
-    acc: dict[str, list[torch.Tensor]] = {}
-
-    def add(key: str, value: torch.Tensor) -> None:
-        acc.setdefault(key, []).append(value.detach().cpu())
-
-    for batch in _batches(images):
-        out = colorize_fn(batch).clamp(0, 1)
-        if out.shape != batch.shape:
-            raise ValueError(
-                f"colorizer changed the shape {tuple(batch.shape)} -> {tuple(out.shape)}"
-            )
-        grey = grayscale(batch)
-        add("psnr", psnr(out, batch))
-        add("ssim", ssim(out, batch))
-        add("delta_e2000", mean_delta_e2000(out, batch))
-        add("colorfulness", colorfulness(out))
-        add("colorfulness_real", colorfulness(batch))
-        add("chroma", chroma_level(out))
-        add("chroma_real", chroma_level(batch))
-        add("gray_psnr", psnr(grey, batch))
-        add("gray_ssim", ssim(grey, batch))
-        add("gray_delta_e2000", mean_delta_e2000(grey, batch))
-    result = {key: _mean(values) for key, values in acc.items()}
-    real = result.get("colorfulness_real", math.nan)
-    result["colorfulness_ratio"] = (
-        result.get("colorfulness", math.nan) / real if real > 0 else math.nan
-    )
-    result["chroma_ratio"] = (
-        result["chroma"] / result["chroma_real"] if result.get("chroma_real", 0) > 0 else math.nan
-    )
-    result["n_images"] = sum(v.numel() for v in acc.get("psnr", []))
-    return result
+    return summarise_colorizer(colorizer_rows(colorize_fn, images))
 
 
 # -------------------------------------------------------------------------- detector

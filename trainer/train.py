@@ -74,6 +74,7 @@ from imgcheck.trainer.nets import (
     DiscriminatorConfig,
     PatchDiscriminator,
     UNetColorizer,
+    frozen_generator,
     generator_config,
 )
 from imgcheck.trainer.pipeline import colorize_full, detect
@@ -324,12 +325,6 @@ def cls_step(D: nn.Module, opt: torch.optim.Optimizer, pairs: torch.Tensor, env:
 
 
 # --------------------------------------------------------------------------- colorizers
-
-
-def frozen_generator(state: dict[str, torch.Tensor], gcfg: ColorizerConfig) -> UNetColorizer:
-    G = UNetColorizer(gcfg)
-    G.load_state_dict(state)
-    return G.eval().requires_grad_(False)
 
 
 def build_colorizers(

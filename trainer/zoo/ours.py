@@ -9,27 +9,18 @@ from imgcheck.trainer.zoo import ZooColorizer, ZooContext
 
 # The shipped decode setting (bins: temperature; regression: chroma gain) is chosen after
 # training (`trainer.decode`): the zoo covers the range it is chosen from.
-TEMPERATURES = (0.3, 0.38, 0.5, 0.7)
-GAINS = (1.0, 1.5, 2.0, 2.5)
+SETTINGS = {"temperature": (0.3, 0.38, 0.5, 0.7), "gain": (1.0, 1.5, 2.0, 2.5)}
 
 
 def _generators(ctx: ZooContext, name: str) -> list[torch.nn.Module]:
-    from imgcheck.trainer.nets import ColorizerConfig, UNetColorizer
+    from imgcheck.trainer.nets import decode_setting, frozen_generator
 
     state = ctx.snapshots.get(name)
     if state is None:
         return []
     cfg = dict(ctx.generator_config)
-    if cfg.get("head", "bins") == "bins":
-        settings = [{"temperature": t} for t in TEMPERATURES]
-    else:
-        settings = [{"gain": g} for g in GAINS]
-    out = []
-    for setting in settings:
-        G = UNetColorizer(ColorizerConfig(**{**cfg, **setting}))
-        G.load_state_dict(state)
-        out.append(G.eval().requires_grad_(False))
-    return out
+    key = decode_setting(cfg)
+    return [frozen_generator(state, {**cfg, key: v}) for v in SETTINGS[key]]
 
 
 def _run(generators: list[torch.nn.Module], work_size: int) -> ZooColorizer:
