@@ -9,11 +9,14 @@ chroma band-limited at 1/8 and stretched back (what a colorizer working at a sma
 
 Measured in interleaved rounds, in this process, on the same files:
   - scan with the cascade (the default) and with `cascade=False` (images/s);
-  - `--before DIR`: the same scan with another model folder (e.g. the previous detector);
+  - `--before DIR`: the same scan with another model folder as it ships (its own cascade, if
+    it has one), e.g. the previous detector;
   - plain full-resolution decode of every file (`Image.open(...).convert("RGB")`), the
     machine's decode rate, for the scan / decode ratio;
 and, from the rows: the share of images the cascade stopped early, the tiles scored, and
 whether any verdict differs between cascade and no cascade (it must not on detections).
+`--where` adds one more cascade scan that splits the CPU per image into decode + tiling and
+the detector call.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -104,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photos", type=Path, default=EXTRA)
     ap.add_argument("--work", type=Path, default=_corpus.DEFAULT_WORK)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--where", action="store_true", help="then one more scan: CPU per image, decode vs model"
+    )
     args = ap.parse_args(argv)
     if not args.photos.is_dir():
         ap.error(f"--photos {args.photos}: not a folder")
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         print("the model ships no cascade (or it is off):", sides["cascade"].warnings)
         return 2
     if args.before is not None:
-        sides["before"] = Scanner(args.before, cascade=False)
+        sides["before"] = Scanner(args.before)  # as it ships: its own cascade, if it has one
     times: dict[str, list[float]] = {k: [] for k in [*sides, "decode"]}
     rows: dict[str, list[Any]] = {}
     for _ in range(args.rounds):
@@ -170,9 +177,52 @@ def main(argv: list[str] | None = None) -> int:
     print(f"stopped early          {out['stopped_early']:.1%} of images")
     print(f"verdicts changed       {len(changed)}; detector rows max |score diff| {exact:.2e}")
     print(f"flagged per family     {flagged}")
+    if args.where:
+        out["where"] = where_time_goes(Scanner(args.model, cascade=True), paths)
+        w = out["where"]
+        print(
+            f"where the time goes  {w['images_per_s']:.1f} images/s, {w['cpu_ms']:.1f} ms CPU per "
+            f"image: decode + tiles {w['prepare_ms']:.1f} ms, detector call {w['model_ms']:.1f} ms "
+            f"on the calling thread, {w['other_ms']:.1f} ms elsewhere (ONNX Runtime's other thread)"
+        )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str), encoding="utf-8")
     return 0
+
+
+def where_time_goes(scanner: Any, paths: list[Path]) -> dict[str, float]:
+    """CPU per image of one cascade scan: thread CPU inside `prepare` (decode, view, tiles) and
+    `_run_model` (the session call, calling thread only), and the process total."""
+    spent = {"prepare": 0.0, "model": 0.0}
+    lock = threading.Lock()
+
+    def timed(name: str, fn: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with lock:
+                    spent[name] += time.thread_time() - start
+
+        return run
+
+    scanner.prepare = timed("prepare", scanner.prepare)
+    scanner._run_model = timed("model", scanner._run_model)
+    scan_once(scanner, paths)  # warm-up: sessions, caches
+    spent.update(prepare=0.0, model=0.0)
+    wall, cpu = time.perf_counter(), time.process_time()
+    scan_once(scanner, paths)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    n = len(paths)
+    per = {k: v / n * 1000 for k, v in spent.items()}
+    return {
+        "images_per_s": n / wall,
+        "cpu_ms": cpu / n * 1000,
+        "prepare_ms": per["prepare"],
+        "model_ms": per["model"],
+        "other_ms": cpu / n * 1000 - per["prepare"] - per["model"],
+    }
 
 
 if __name__ == "__main__":

@@ -236,7 +236,7 @@ def _variants(
         reason = None
         if name == "fp16":  # on top of AUC: outputs must stay close to fp32 (loose bound)
             try:
-                shapes = detector_shapes(run.view.crop)[:2]
+                shapes = detector_shapes(run.view.crop, int(run.detector.min_size))[:2]
                 verify_detector(run.detector, path.read_bytes(), shapes, bound=1e-2)
             except ExportError as exc:
                 reason = str(exc)

@@ -153,3 +153,33 @@ def test_sessions_do_not_spin_by_default(model_dir: Path) -> None:
     path = model_dir / "detector.onnx"
     assert spinning(create_session(path, Device.CPU)) == "0"
     assert spinning(create_session(path, Device.CPU, spin=True)) == "1"
+
+
+def test_bench_box_tiny(capsys: pytest.CaptureFixture) -> None:
+    """The three window-mean formulations agree (so the timing compares like with like)."""
+    pytest.importorskip(
+        "torch", reason="bench_box builds its graphs with torch", exc_type=ModuleNotFoundError
+    )
+    assert _load("bench_box").main(["--batch", "2", "--rounds", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    diffs = [float(line.rsplit("max |diff| ", 1)[1]) for line in out.splitlines() if "|diff|" in line]
+    assert len(diffs) == 6 and max(diffs) < 1e-5
+    assert "ms per tile" in out
+
+
+def test_bench_cascade_tiny_with_where(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The shipped models on 20 images cut from 3 fixture photos; --where splits the CPU time."""
+    from fixtures_trainer import colour_photo
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        colour_photo(i, 256).save(photos / f"p{i}.jpg", quality=95)
+    out = tmp_path / "out.json"
+    args = ["--n", "20", "--rounds", "1", "--where", "--photos", str(photos)]
+    code = _load("bench_cascade").main([*args, "--work", str(tmp_path / "w"), "--json", str(out)])
+    assert code == 0
+    assert "where the time goes" in capsys.readouterr().out
+    where = json.loads(out.read_text())["where"]
+    assert where["prepare_ms"] > 0 and where["model_ms"] > 0
+    assert where["cpu_ms"] >= where["prepare_ms"] + where["model_ms"] - 1e-6

@@ -110,3 +110,75 @@ def test_stage_tools_on_a_missing_run_say_so_and_exit_2(
         assert main(["--run", str(tmp_path / "missing")]) == 2
         err = capsys.readouterr().err
         assert err.startswith("imgcheck train: error:") and "Traceback" not in err
+
+
+def test_threshold_holds_on_each_variant_not_only_pooled() -> None:
+    """Clean photos with a few high scores must not spend the whole pooled 1 % allowance."""
+    from imgcheck.metrics import threshold_for_fpr
+    from imgcheck.trainer.lofo import calibrate_threshold, held_out_fpr
+
+    rng = np.random.default_rng(3)
+    clean = rng.uniform(0.0, 0.5, 200)
+    clean[:4] = [0.91, 0.92, 0.93, 0.94]  # 2 % of clean photos score high
+    real = {"clean": clean, "420": rng.uniform(0.0, 0.5, 200), "q75": rng.uniform(0, 0.5, 200)}
+    pooled = threshold_for_fpr(np.r_[real["clean"], real["420"]], 0.01)
+    assert np.mean(real["clean"] >= pooled) > 0.01  # what the pooled rule used to allow
+    t = calibrate_threshold(real, 0.01)
+    assert np.mean(real["clean"] >= t) <= 0.01 and np.mean(real["420"] >= t) <= 0.01
+    held = held_out_fpr(real, 0.01, rounds=20)
+    assert set(held) == set(real) and all(0.0 <= r <= 1.0 for r in held.values())
+    assert held["clean"] > 0.0  # the halves do not see each other's outliers
+
+
+def test_recalibrate_keeps_the_head_and_rederives_threshold_and_cascade(
+    run: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from imgcheck.trainer import detector_stage
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = torch.load(copy / "checkpoints" / "final.pt", weights_only=True)
+    before["threshold"] = 0.5  # as if calibrated by another rule
+    torch.save(before, copy / "checkpoints" / "final.pt")
+    assert detector_stage.main(["--run", str(copy), "--recalibrate"]) == 0
+    after = torch.load(copy / "checkpoints" / "final.pt", weights_only=True)
+    for k, v in before["detector"].items():
+        assert torch.equal(v, after["detector"][k])
+    final = torch.load(run / "checkpoints" / "final.pt", weights_only=True)
+    assert after["threshold"] == pytest.approx(final["threshold"], abs=1e-6)
+    assert after["cascade"]["detector_threshold"] == after["threshold"]
+    info = json.loads((copy / "detector.json").read_text())
+    assert info["real_flagged_420"] <= 0.01 + 1e-9
+    assert set(info["real_flagged_held_out"]) == {"clean", "420", "q75"}
+
+
+def test_cascade_calibration_bounds_the_auc_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped images report their partial score; where that would move a family's AUC by more
+    than AUC_TOL, the stage threshold comes down until it does not."""
+    from imgcheck.trainer import cascade
+
+    rng = np.random.default_rng(0)
+
+    def image(first: float, rest: float) -> np.ndarray:
+        return np.r_[np.full(6, first), np.full(6, rest)] + rng.uniform(-0.01, 0.01, 12)
+
+    # Real photos whose first tiles look cleaner than the rest, and a weak family in between.
+    real = [image(rng.uniform(0.02, 0.3), rng.uniform(0.3, 0.5)) for _ in range(100)]
+    weak = [image(rng.uniform(0.05, 0.25), rng.uniform(0.2, 0.45)) for _ in range(100)]
+    strong = [image(0.95, 0.95) for _ in range(20)]
+    groups = {
+        "real": {"clean": real, "q75": real, "420": real},
+        "weak": {"clean": weak, "q75": weak},
+        "strong": {"clean": strong, "q75": strong},
+    }
+    how, threshold = "logit_mean", 0.9
+    bounded = cascade.calibrate(groups, threshold, how)
+    monkeypatch.setattr(cascade, "AUC_TOL", 1.0)
+    loose = cascade.calibrate(groups, threshold, how)
+    change = cascade.summary(cascade.measure(groups, loose, threshold, how))["max_auc_change"]
+    assert change > 0.004  # the detections-only rule alone would move the weak family's AUC
+    assert bounded[0][1] < loose[0][1]
+    m = cascade.summary(cascade.measure(groups, bounded, threshold, how))
+    assert m["max_auc_change"] <= 0.004 and m["worst_kept"] == 1.0

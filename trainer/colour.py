@@ -97,8 +97,18 @@ def fit_to_gamut(L: torch.Tensor, ab: torch.Tensor, steps: int = 6) -> torch.Ten
 
 
 def rgb_to_luminance(rgb: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) sRGB -> (..., 1, H, W) CIELAB L in [0, 100]: how the colorizer greys a photo."""
-    return rgb_to_lab(rgb)[..., :1, :, :]
+    """(..., 3, H, W) sRGB -> (..., 1, H, W) CIELAB L in [0, 100]: how the colorizer greys a photo.
+
+    The L channel of `rgb_to_lab`, computed from Y alone (L depends on nothing else, and Y's
+    white is 1): at full resolution that is one cube root per pixel instead of three."""
+    lin = srgb_to_linear(rgb)
+    r, g, b = lin.unbind(dim=-3)
+    w = _RGB_TO_XYZ[1]
+    y = (w[0] * r + w[1] * g + w[2] * b).unsqueeze(-3)
+    f = torch.where(
+        y > _DELTA**3, y.clamp_min(1e-8).pow(1.0 / 3.0), y / (3 * _DELTA**2) + 4.0 / 29.0
+    )
+    return 116.0 * f - 16.0
 
 
 def normalize_l(L: torch.Tensor) -> torch.Tensor:

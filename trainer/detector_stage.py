@@ -9,7 +9,7 @@ be re-run on a finished run folder, e.g. to add a zoo family):
 2. colorize + degrade + featurize once into RUN/zoo/ (`trainer.zoo_data`; resumable),
 3. optionally the leave-one-family-out table (`trainer.lofo`) -> RUN/lofo.json, RUN/lofo.md,
 4. fit the shipped head on all families, calibrate its threshold on the real validation
-   photos (clean + 4:2:0), and write it into checkpoints/final.pt for `imgcheck export`,
+   photos (at most the FPR target on clean and on 4:2:0 copies, each), and write it into checkpoints/final.pt for `imgcheck export`,
 5. calibrate the scan cascade's stage thresholds against the shipped detector
    (`trainer.cascade`) -> RUN/cascade.json and final.pt (`--no-cascade` leaves it out).
 """
@@ -29,7 +29,13 @@ from imgcheck.trainer import cascade
 from imgcheck.trainer.config import TrainConfig, TrainError
 from imgcheck.trainer.data import Split, load_rgb, to_tensor
 from imgcheck.trainer.detector_head import ForensicConfig, ForensicDetector
-from imgcheck.trainer.lofo import ZooData, fit_shipped, markdown_table, run_lofo
+from imgcheck.trainer.lofo import (
+    ZooData,
+    calibration_info,
+    fit_shipped,
+    markdown_table,
+    run_lofo,
+)
 from imgcheck.trainer.nets import generator_config
 from imgcheck.trainer.runs import load_checkpoint, load_json, save_json, save_torch
 from imgcheck.trainer.zoo import ZooContext, build_zoo, families
@@ -56,10 +62,12 @@ def run_stage(
     fit: bool = True,
     with_cascade: bool = True,
     cascade_only: bool = False,
+    recalibrate: bool = False,
 ) -> dict[str, Any]:
     """`only`: precompute just these families (the rest later); `fit=False`: stop after the zoo;
     `with_cascade=False`: no cascade (the export then ships none); `cascade_only`: keep the
-    detector final.pt holds and calibrate only the cascade for it."""
+    detector final.pt holds and calibrate only the cascade for it; `recalibrate`: keep that
+    detector's head, re-derive its threshold (`lofo.calibrate_threshold`) and its cascade."""
     run_dir = Path(run_dir)
     cfg = TrainConfig.from_dict(load_json(run_dir / "config.json")["config"])
     split = Split.from_dict(load_json(run_dir / "split.json"))
@@ -110,30 +118,34 @@ def run_stage(
     data = ZooData.load(zoo_dir)
     result: dict[str, Any] = {"zoo_s": time.time() - t0, "families": data.families}
     final_path = run_dir / "checkpoints" / "final.pt"
-    if cascade_only:
+    if cascade_only or recalibrate:
         final = torch.load(final_path, map_location="cpu", weights_only=True)
         if final.get("detector_kind") != "forensic":
-            raise TrainError(f"{final_path} holds no forensic detector to calibrate a cascade for")
+            raise TrainError(f"{final_path} holds no forensic detector to calibrate")
         det = ForensicDetector(ForensicConfig.from_dict(dict(final["detector_config"])))
         det.load_state_dict(final["detector"])
+        det.eval()
         spec = ViewSpec.from_dict(dict(final["view"]))
-        final["cascade"] = _calibrate_cascade(run_dir, data, det.eval(), final["threshold"], spec, say)
-        save_torch(final, final_path)
-        return result
-    if lofo:
-        t1 = time.time()
-        table = run_lofo(data, say=say)
-        save_json({"table": table, "families": data.families}, run_dir / "lofo.json")
-        (run_dir / "lofo.md").write_text(markdown_table(table) + "\n", encoding="utf-8")
-        result["lofo_s"] = time.time() - t1
-        result["lofo"] = table
-    det, threshold, info = fit_shipped(data, cfg.fpr)
+        if cascade_only:
+            final["cascade"] = _calibrate_cascade(run_dir, data, det, final["threshold"], spec, say)
+            save_torch(final, final_path)
+            return result
+        threshold, info = calibration_info(det, data, cfg.fpr)
+    else:
+        if lofo:
+            t1 = time.time()
+            table = run_lofo(data, say=say)
+            save_json({"table": table, "families": data.families}, run_dir / "lofo.json")
+            (run_dir / "lofo.md").write_text(markdown_table(table) + "\n", encoding="utf-8")
+            result["lofo_s"] = time.time() - t1
+            result["lofo"] = table
+        det, threshold, info = fit_shipped(data, cfg.fpr)
+        final = torch.load(final_path, map_location="cpu", weights_only=True)
     rule = (
         f"score >= threshold means colorized; threshold = the smallest value that flags at most "
-        f"{cfg.fpr:.2%} of the {info['n_real_calibration']} real validation images (clean and "
-        f"4:2:0 re-encoded; view tiles {spec.crop} px at max_side {spec.max_side}, logit mean)"
+        f"{cfg.fpr:.2%} of the {info['n_real_calibration']} real validation photos, clean and "
+        f"4:2:0 re-encoded each (view tiles {spec.crop} px at max_side {spec.max_side}, logit mean)"
     )
-    final = torch.load(final_path, map_location="cpu", weights_only=True)
     final.pop("cascade", None)  # a cascade belongs to the detector it was calibrated for
     if with_cascade:
         final["cascade"] = _calibrate_cascade(run_dir, data, det, threshold, spec, say)
@@ -147,14 +159,16 @@ def run_stage(
     )
     metrics = dict(final.get("metrics") or {})
     metrics["detector_zoo"] = info
-    if lofo:
+    if "lofo" in result:
         metrics["lofo"] = result["lofo"]
     final["metrics"] = metrics
     save_torch(final, final_path)
     save_json(info, run_dir / "detector.json")
+    held = info["real_flagged_held_out"]
     say(
         f"detector: threshold {threshold:.4f}; real flagged clean {info['real_flagged_clean']:.3f}, "
-        f"4:2:0 {info['real_flagged_420']:.3f}; wrote {final_path}"
+        f"4:2:0 {info['real_flagged_420']:.3f} (held-out halves {held['clean']:.3f}, "
+        f"{held['420']:.3f}); wrote {final_path}"
     )
     result.update(info)
     return result
@@ -215,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep final.pt's detector; calibrate only its cascade",
     )
+    ap.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="keep final.pt's detector head; re-derive its threshold and cascade",
+    )
     args = ap.parse_args(argv)
     only = [f for f in args.only.split(",") if f] or None
     try:
@@ -227,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             fit=not args.zoo_only,
             with_cascade=not args.no_cascade,
             cascade_only=args.cascade_only,
+            recalibrate=args.recalibrate,
         )
     except (TrainError, FileNotFoundError, KeyError) as exc:
         print(f"imgcheck train: error: {exc}", file=sys.stderr)

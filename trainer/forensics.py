@@ -46,6 +46,8 @@ _GLOBAL = (
     "chroma_mean",
     "chroma_std",
     "hue_spread",
+    "hue_axis_cos",  # which axis of the colour wheel the chroma lies along (second harmonic)
+    "hue_axis_sin",
     "saturated",
     "l_mean",
     "l_std",
@@ -76,7 +78,7 @@ def _scale_features(L: torch.Tensor, ab: torch.Tensor) -> list[torch.Tensor]:
     """L (N,1,h,w) in [0, 1], ab (N,2,h,w) in about [-1, 1] at one scale -> 6 (N,) features.
 
     Every feature here is unchanged by adding a constant to L or ab, so both are centred first
-    (`guided.centre`): the float32 running sums behind `box_valid` stay small and exact.
+    (`guided.centre`): window variances, differences of float32 means, then stay exact.
     """
     L, ab = centre(L), centre(ab)
     A, B, _ = linear_coefficients(L, ab, radius=2, eps=1e-4, valid=True)
@@ -84,8 +86,9 @@ def _scale_features(L: torch.Tensor, ab: torch.Tensor) -> list[torch.Tensor]:
     mean_ab = box_valid(ab, 2)
     var_ab = (box_valid(ab * ab, 2) - mean_ab * mean_ab).clamp_min(0.0)
     r = _mean(resid * resid)
-    hf_ab = _mean(_hp(ab) ** 2)
-    hf_l = _mean(_hp(L) ** 2)
+    hp_ab, hp_l = _hp(ab), _hp(L)
+    hf_ab = _mean(hp_ab * hp_ab)  # x * x, not x ** 2: Pow is a slow generic kernel in ORT
+    hf_l = _mean(hp_l * hp_l)
     gy_l = L[..., 1:, :] - L[..., :-1, :]
     gx_l = L[..., :, 1:] - L[..., :, :-1]
     gy_ab = ab[..., 1:, :] - ab[..., :-1, :]
@@ -133,10 +136,19 @@ def tile_features(rgb: torch.Tensor) -> torch.Tensor:
     feats += [_corr(r, g), _corr(g, b), _corr(r, b)]
     chroma = torch.sqrt((ab * ab).sum(1, keepdim=True) + 1e-8)
     c_mean = chroma.mean(dim=(-1, -2, -3))
-    c_std = torch.sqrt(((chroma - c_mean[:, None, None, None]) ** 2).mean(dim=(-1, -2, -3)))
+    dev = chroma - c_mean[:, None, None, None]
+    c_std = torch.sqrt((dev * dev).mean(dim=(-1, -2, -3)))
     # Circular spread of hue, weighted by chroma: 0 = one hue everywhere, 1 = all hues.
     resultant = torch.sqrt((ab.mean(dim=(-1, -2)) ** 2).sum(-1) + 1e-10)
     hue_spread = 1.0 - resultant / (c_mean + 1e-4)
+    # Chroma-weighted second harmonic of hue, mean(c cos 2h), mean(c sin 2h), over c_mean:
+    # camera colour clusters along the warm-cool axis (skin, foliage, sky), a hue-rotated or
+    # tinted photo along another. Sign-free in ab, so it also sees a two-sided palette.
+    # The clamp is a no-op in torch (chroma >= 1e-4 there) but not in ONNX Runtime, whose
+    # exported graph gave chroma 0 on exactly grey pixels (0 / 0 there, measured at export).
+    a, b, c = ab[:, :1], ab[:, 1:], chroma.clamp_min(1e-4)
+    axis_cos = ((a * a - b * b) / c).mean(dim=(-1, -2, -3)) / (c_mean + 1e-4)
+    axis_sin = ((2 * a * b) / c).mean(dim=(-1, -2, -3)) / (c_mean + 1e-4)
     saturated = (chroma > 0.3).float().mean(dim=(-1, -2, -3))
     # Signed colour and its dependence on L: tints and gradient maps make ab a function of L.
     l_c = L - L.mean(dim=(-1, -2), keepdim=True)
@@ -146,6 +158,8 @@ def tile_features(rgb: torch.Tensor) -> torch.Tensor:
         _log(c_mean, 1e-3),
         _log(c_std, 1e-3),
         hue_spread,
+        axis_cos,
+        axis_sin,
         saturated,
         L.mean(dim=(-1, -2, -3)),
         L.std(dim=(-1, -2, -3)),
@@ -155,9 +169,10 @@ def tile_features(rgb: torch.Tensor) -> torch.Tensor:
         _corr(l_c, b_c),
     ]
     out = torch.stack(feats, dim=1)
-    # Scale-8 statistics need tiles of >= 48 px (the view's are 128). On smaller inputs (never
-    # made by the view, which upsizes images to at least one tile) they are undefined: read as
-    # 0 rather than NaN, so the score stays finite.
+    # Scale-8 statistics need tiles of >= 40 px (`ForensicDetector.min_size` asks 64; the
+    # view's are 128): on smaller maps the average pools have no window to fill and fail. A
+    # feature that is still not finite (a 0/0 on a perfectly flat tile) reads as 0, so the
+    # score stays finite.
     return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
 
 

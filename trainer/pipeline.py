@@ -16,8 +16,8 @@ from imgcheck.trainer.colour import (
     fit_to_gamut,
     lab_to_rgb,
     normalize_l,
-    rgb_to_lab,
     rgb_to_lab_normalized,
+    rgb_to_luminance,
 )
 from imgcheck.trainer.detector_head import ForensicDetector
 from imgcheck.trainer.guided import guided_upsample
@@ -33,7 +33,7 @@ def colorize_full(generator: UNetColorizer, rgb: torch.Tensor, work_size: int) -
     bleeding across strong luminance edges) and re-attached to it, so the output keeps the
     input's size and sharpness.
     """
-    L = rgb_to_lab(rgb)[:, :1]
+    L = rgb_to_luminance(rgb)
     small = F.interpolate(
         L, size=(work_size, work_size), mode="bilinear", align_corners=False, antialias=True
     )

@@ -165,8 +165,9 @@ def load_split(zoo_dir: Path, split: str, name: str) -> dict[str, np.ndarray]:
 def assign_families(n: int, names: list[str], per_photo: int, seed: int) -> dict[str, list[int]]:
     """Family -> training photo indices; each photo gets `per_photo` distinct families.
 
-    Drawn from (seed, photo) and the full family list only, so adding or dropping a family
-    later does not reshuffle the others' photos.
+    Drawn from (seed, photo) and the full family list only, so the same list always gives
+    the same assignment. A longer list draws anew; the stage keeps family files that already
+    exist as they are and computes only the missing ones (with the new list's draw).
     """
     out: dict[str, list[int]] = {f: [] for f in names}
     order = sorted(names)

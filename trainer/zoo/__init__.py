@@ -8,6 +8,7 @@ A detector trained on one colorizer learns that colorizer. The zoo gives the cla
 | `gan` | ours | our U-Net GAN (final and mid snapshots), deployed path | smooth |
 | `ours_pre` | ours | our U-Net before the GAN phase (bin cross-entropy) | smooth |
 | `cnn` | cnn | small regression CNN of another design (plain dilated stack, MSE, chroma at 1/4) trained in-run | very smooth |
+| `cnn_bins` | cnn_bins | classification CNN (Zhang et al. 2016 style: rebalanced ab bins, annealed mean at a drawn temperature), encoder + residual dilated middle, chroma at 1/4, trained in-run | smooth, saturated, banded |
 | `onnx` | onnx | any colorizer ONNX graph given to the run (e.g. imgcheck 0.1's) | smooth |
 | `exemplar` | exemplar | Welsh et al. 2002 reference-based transfer | too noisy |
 | `knn` | knn | k-NN patch regression, no network | blotchy |
@@ -57,12 +58,29 @@ class Family:
 
 
 def _registry() -> dict[str, Family]:
-    from imgcheck.trainer.zoo import cnn, exemplar, knn, lut, onnx, oracle, ours, propagation, tint
+    from imgcheck.trainer.zoo import (
+        cnn,
+        cnn_bins,
+        exemplar,
+        knn,
+        lut,
+        onnx,
+        oracle,
+        ours,
+        propagation,
+        tint,
+    )
 
     fams = [
         Family("gan", "our U-Net GAN, final and mid snapshots", "smooth", ours.build_gan),
         Family("ours_pre", "our U-Net before the GAN phase", "smooth", ours.build_pre),
         Family("cnn", "regression CNN of another design, MSE, chroma at 1/4", "smooth", cnn.build),
+        Family(
+            "cnn_bins",
+            "classification CNN, rebalanced ab bins, annealed mean",
+            "smooth",
+            cnn_bins.build,
+        ),
         Family("onnx", "external colorizer ONNX graph(s)", "smooth", onnx.build),
         Family("exemplar", "Welsh et al. reference-based transfer", "noisy", exemplar.build),
         Family("knn", "k-NN patch regression", "noisy", knn.build),

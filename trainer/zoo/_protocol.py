@@ -9,6 +9,8 @@ traces, so a detector must not learn one of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -61,3 +63,35 @@ def attach(L_full: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 
 def draw(rng: np.random.Generator, options: tuple) -> object:
     return options[int(rng.integers(len(options)))]
+
+
+def random_crops(
+    labs: list[torch.Tensor], side: int, gen: torch.Generator, n: int = 16
+) -> torch.Tensor:
+    """`n` random `side`-px crops of (1, 3, H, W) Lab photos: a training batch for the zoo's
+    in-run networks (`cnn`, `cnn_bins`)."""
+    batch = []
+    for i in torch.randint(len(labs), (n,), generator=gen).tolist():
+        lab = labs[i]
+        h, w = lab.shape[-2:]
+        y = int(torch.randint(h - side + 1, (1,), generator=gen))
+        x = int(torch.randint(w - side + 1, (1,), generator=gen))
+        batch.append(lab[..., y : y + side, x : x + side])
+    return torch.cat(batch)
+
+
+def colorize_at_work_size(
+    rgb: torch.Tensor,
+    rng: np.random.Generator,
+    sizes: tuple[int, ...],
+    predict: Callable[[torch.Tensor, np.random.Generator], torch.Tensor],
+) -> torch.Tensor:
+    """The common path of a network colorizer: L at a drawn working size (a multiple of 4,
+    >= 16), `predict(L_small, rng)` -> ab at any lower resolution, stretched over the
+    full-resolution L by a drawn upsampler. Draws in that order: size, `predict`'s, upsampler."""
+    L = lab_of(rgb)[:, :1]
+    size = work_shape(*L.shape[-2:], int(draw(rng, sizes)))
+    size = (max(16, size[0] // 4 * 4), max(16, size[1] // 4 * 4))
+    ab = predict(down(L, size), rng)
+    L_grid = down(L, ab.shape[-2:])
+    return attach(L, upsample_chroma(ab, L_grid, L, str(draw(rng, UPSAMPLERS))))

@@ -14,15 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from imgcheck.trainer.zoo import ZooColorizer, ZooContext
-from imgcheck.trainer.zoo._protocol import (
-    UPSAMPLERS,
-    attach,
-    down,
-    draw,
-    lab_of,
-    upsample_chroma,
-    work_shape,
-)
+from imgcheck.trainer.zoo._protocol import colorize_at_work_size, lab_of, random_crops
 
 STEPS = 500
 CROP = 96
@@ -53,14 +45,7 @@ def train_cnn(photos: list[torch.Tensor], seed: int, steps: int = STEPS) -> Dila
     side = min(CROP, min(min(p.shape[-2:]) for p in photos)) // 4 * 4
     labs = [lab_of(p[None]) for p in photos]
     for _ in range(steps):
-        batch = []
-        for i in torch.randint(len(labs), (16,), generator=gen).tolist():
-            lab = labs[i]
-            h, w = lab.shape[-2:]
-            y = int(torch.randint(h - side + 1, (1,), generator=gen))
-            x = int(torch.randint(w - side + 1, (1,), generator=gen))
-            batch.append(lab[..., y : y + side, x : x + side])
-        lab = torch.cat(batch)
+        lab = random_crops(labs, side, gen)
         pred = net(lab[:, :1])
         loss = F.mse_loss(pred, F.avg_pool2d(lab[:, 1:], 4))
         opt.zero_grad()
@@ -76,12 +61,6 @@ def build(ctx: ZooContext) -> ZooColorizer | None:
 
     @torch.no_grad()
     def colorize(rgb: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        L = lab_of(rgb)[:, :1]
-        size = work_shape(*L.shape[-2:], int(draw(rng, (128, 192, 256, 384, 512))))
-        size = (max(16, size[0] // 4 * 4), max(16, size[1] // 4 * 4))
-        L_small = down(L, size)
-        ab = net(L_small)
-        L_grid = down(L, ab.shape[-2:])
-        return attach(L, upsample_chroma(ab, L_grid, L, str(draw(rng, UPSAMPLERS))))
+        return colorize_at_work_size(rgb, rng, (128, 192, 256, 384, 512), lambda L, _: net(L))
 
     return colorize
