@@ -130,8 +130,8 @@ def evaluate_command(
     variant: Variant = typer.Option(
         Variant.FP32,
         "--variant",
-        help="Detector build to measure: fp32 (the calibrated model), int8 (about 2x faster on "
-        "CPU, small score difference) or fp16 (for CUDA). The model folder must ship it.",
+        help="Detector build to measure: fp32 (the calibrated model), int8 (network part "
+        "quantized, small score difference) or fp16 (for CUDA). The model folder must ship it.",
     ),
     batch_size: int = typer.Option(
         DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Images per inference call."

@@ -159,9 +159,10 @@ def scan_command(
     variant: Variant = typer.Option(
         Variant.FP32,
         "--variant",
-        help="Detector build: fp32 is the calibrated model; int8 runs about 2x faster on CPU "
-        "with a small score difference (export keeps it only within 0.005 AUC of fp32); fp16 "
-        "is meant for CUDA. The model folder must ship the variant (see its manifest.json).",
+        help="Detector build: fp32 is the calibrated model; int8 quantizes the network part "
+        "(export keeps it only within 0.005 AUC of fp32; the shipped forensic detector gains no "
+        "speed from it); fp16 is meant for CUDA. The model folder must ship the variant (see "
+        "its manifest.json).",
     ),
     threshold: float | None = typer.Option(
         None,

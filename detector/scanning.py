@@ -414,7 +414,7 @@ def scan(
     `next()`. Results stream in input order; `path` is the path as found (a non-UTF-8 name is
     a `str` with surrogate escapes that opens the file; reports escape it for display).
 
-    `variant`: None or "fp32" runs the calibrated model; "int8" (about 2x faster on CPU, scores
+    `variant`: None or "fp32" runs the calibrated model; "int8" (network part quantized, scores
     differ slightly) or "fp16" (for CUDA) run the builds the model folder's manifest lists
     under `variants`; one it does not list raises `ModelError`.
 
