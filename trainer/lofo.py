@@ -160,7 +160,12 @@ def held_out_fpr(
 ) -> dict[str, float]:
     """Mean false-positive rate per variant on photos the threshold was *not* calibrated on:
     calibrate on a random half of the photos, measure on the other half, both ways, `rounds`
-    times. The in-sample rate is <= `fpr` by construction; this is the honest estimate."""
+    times. The in-sample rate is <= `fpr` by construction; this is the honest estimate.
+
+    A check from order statistics: with k allowed false positives among n photos the threshold
+    sits above the (k+1)-th highest score, which a new photo exceeds with probability
+    (k+1)/(n+1). At 1 % of 153 (k = 1) that is 1.30 %, and so it is for a half (k = 0 of 76):
+    the halves estimate the full set's rule without bias at this size (run v5: 1.27 % clean)."""
     rng = np.random.default_rng(seed)
     n = len(real["clean"])
     rates: dict[str, list[float]] = {v: [] for v in real}
