@@ -14,6 +14,7 @@ A detector trained on one colorizer learns that colorizer. The zoo gives the cla
 | `knn` | knn | k-NN patch regression, no network | blotchy |
 | `lut` | lut | luminance/texture look-up table | smooth, muted |
 | `propagation` | propagation | Levin-style edge-aware propagation of sparse true-colour hints | piecewise flat |
+| `regions` | regions | hand colouring by regions: k-means segments of (L, y, x), each painted one flat colour (true mean re-saturated and hue-shifted, or from another photo's palette) | flat per region |
 | `tint` | tint | global tint / gradient map from L (hand tinting, phone-app filters) | a function of L |
 | `oracle_lowres` | oracle | true chroma band-limited to a working size, upsampled 4 ways | band-limited |
 | `oracle_tone` | oracle | true chroma hue-rotated / re-saturated / quantized | implausible hues |
@@ -68,6 +69,7 @@ def _registry() -> dict[str, Family]:
         oracle,
         ours,
         propagation,
+        regions,
         tint,
     )
 
@@ -89,6 +91,7 @@ def _registry() -> dict[str, Family]:
             "propagation", "edge-aware propagation of sparse hints", "smooth", propagation.build
         ),
         Family("tint", "global tint / gradient map of L", "smooth", tint.build),
+        Family("regions", "hand colouring: flat colour per region", "smooth", regions.build),
         Family("oracle_lowres", "true chroma at a working size", "smooth", oracle.build_lowres),
         Family(
             "oracle_tone", "true chroma, hue/saturation/quantization", "smooth", oracle.build_tone
