@@ -162,7 +162,9 @@ def test_bench_box_tiny(capsys: pytest.CaptureFixture) -> None:
     )
     assert _load("bench_box").main(["--batch", "2", "--rounds", "1", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    diffs = [float(line.rsplit("max |diff| ", 1)[1]) for line in out.splitlines() if "|diff|" in line]
+    diffs = [
+        float(line.rsplit("max |diff| ", 1)[1]) for line in out.splitlines() if "|diff|" in line
+    ]
     assert len(diffs) == 6 and max(diffs) < 1e-5
     assert "ms per tile" in out
 

@@ -424,7 +424,9 @@ def test_colorizer_with_a_decode_gain_passes_parity_and_applies_the_gain() -> No
     for G in (plain, gained):
         model = export_colorizer(G.eval(), 16)
         verify_colorizer(G, 16, model, colorizer_shapes(16)[:2])
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
         grey = np.repeat(np.linspace(20, 230, 24 * 24, dtype=np.uint8).reshape(1, 24, 24, 1), 3, -1)
         out = session.run(None, {"image": grey})[0].astype(np.float32)
         chroma.append(float(np.abs(out - out.mean(-1, keepdims=True)).mean()))

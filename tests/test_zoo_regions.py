@@ -1,4 +1,4 @@
-"""The zoo's `regions` family (hand colouring): segments follow luminance, colour is flat in each."""
+"""The zoo's `regions` family (hand colouring): segments follow luminance, flat colour in each."""
 
 from __future__ import annotations
 

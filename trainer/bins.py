@@ -1,7 +1,7 @@
 """Quantized-ab classification (Zhang et al. 2016): bin lookup, class rebalancing, the loss.
 
 Used by our generator's bins head (`nets.ColorizerConfig(head="bins")`, `trainer.train`) and by
-the zoo's classification colorizer (`zoo.cnn`, family `cnn_bins`), so both train on one
+the zoo's classification colorizer (`zoo.cnn_bins`), so both train on one
 definition of the bins and their weights.
 """
 

@@ -45,15 +45,18 @@ def linear_to_srgb(lin: torch.Tensor) -> torch.Tensor:
     )
 
 
+def _lab_f(t: torch.Tensor) -> torch.Tensor:
+    """CIELAB's companding of a white-relative tristimulus: a cube root, linear near black."""
+    return torch.where(
+        t > _DELTA**3, t.clamp_min(1e-8).pow(1.0 / 3.0), t / (3 * _DELTA**2) + 4.0 / 29.0
+    )
+
+
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) sRGB in [0, 1] -> (..., 3, H, W) Lab with L in [0, 100]."""
     xyz = _mix(srgb_to_linear(rgb), _RGB_TO_XYZ)
     white = torch.tensor(_WHITE, dtype=xyz.dtype, device=xyz.device).view(3, 1, 1)
-    t = xyz / white
-    f = torch.where(
-        t > _DELTA**3, t.clamp_min(1e-8).pow(1.0 / 3.0), t / (3 * _DELTA**2) + 4.0 / 29.0
-    )
-    fx, fy, fz = f.unbind(dim=-3)
+    fx, fy, fz = _lab_f(xyz / white).unbind(dim=-3)
     return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=-3)
 
 
@@ -101,14 +104,7 @@ def rgb_to_luminance(rgb: torch.Tensor) -> torch.Tensor:
 
     The L channel of `rgb_to_lab`, computed from Y alone (L depends on nothing else, and Y's
     white is 1): at full resolution that is one cube root per pixel instead of three."""
-    lin = srgb_to_linear(rgb)
-    r, g, b = lin.unbind(dim=-3)
-    w = _RGB_TO_XYZ[1]
-    y = (w[0] * r + w[1] * g + w[2] * b).unsqueeze(-3)
-    f = torch.where(
-        y > _DELTA**3, y.clamp_min(1e-8).pow(1.0 / 3.0), y / (3 * _DELTA**2) + 4.0 / 29.0
-    )
-    return 116.0 * f - 16.0
+    return 116.0 * _lab_f(_mix(srgb_to_linear(rgb), _RGB_TO_XYZ[1:2])) - 16.0
 
 
 def normalize_l(L: torch.Tensor) -> torch.Tensor:

@@ -116,8 +116,8 @@ class TrainConfig:
     eval_sources: str = option("gan,l1,lut,exemplar,knn", "Colorizers in the final report.", DATA)
     # Detector stage (trainer.detector_stage): the zoo, the view, the LOFO protocol.
     zoo_families: str = option(
-        "gan,ours_pre,cnn,cnn_bins,onnx,exemplar,knn,lut,propagation,tint,oracle_lowres,"
-        "oracle_tone,oracle_shift",
+        "gan,ours_pre,cnn,cnn_bins,onnx,exemplar,knn,lut,propagation,tint,regions,"
+        "oracle_lowres,oracle_tone,oracle_shift",
         "Colorizer zoo families for the detector.",
         DATA,
     )

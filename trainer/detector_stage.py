@@ -9,7 +9,8 @@ be re-run on a finished run folder, e.g. to add a zoo family):
 2. colorize + degrade + featurize once into RUN/zoo/ (`trainer.zoo_data`; resumable),
 3. optionally the leave-one-family-out table (`trainer.lofo`) -> RUN/lofo.json, RUN/lofo.md,
 4. fit the shipped head on all families, calibrate its threshold on the real validation
-   photos (at most the FPR target on clean and on 4:2:0 copies, each), and write it into checkpoints/final.pt for `imgcheck export`,
+   photos (at most the FPR target on clean and on 4:2:0 copies, each), and write it into
+   checkpoints/final.pt for `imgcheck export`,
 5. calibrate the scan cascade's stage thresholds against the shipped detector
    (`trainer.cascade`) -> RUN/cascade.json and final.pt (`--no-cascade` leaves it out).
 """

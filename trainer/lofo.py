@@ -32,8 +32,8 @@ from imgcheck.trainer.forensics import FEATURES, FORENSIC
 from imgcheck.trainer.zoo_data import family_names, load_split
 
 # Head steps, the same for every LOFO fit and the shipped fit: the table predicts the shipped
-# recipe only if it is that recipe. (1500 shipped steps against 600 in the table measured the
-# same LOFO mean, 0.935, but tint 0.723 instead of 0.761 on run v5's zoo.)
+# recipe only if it is that recipe. (The LOFO loop at 1500 steps, the shipped fit's before,
+# measured the same mean, 0.935, but tint 0.723 instead of 0.761 on run v5's 13-family zoo.)
 HEAD_STEPS = 600
 
 ABLATIONS: dict[str, ForensicConfig] = {
@@ -165,7 +165,7 @@ def held_out_fpr(
     A check from order statistics: with k allowed false positives among n photos the threshold
     sits above the (k+1)-th highest score, which a new photo exceeds with probability
     (k+1)/(n+1). At 1 % of 153 (k = 1) that is 1.30 %, and so it is for a half (k = 0 of 76):
-    the halves estimate the full set's rule without bias at this size (run v5: 1.27 % clean)."""
+    the halves estimate the full set's rule without bias at this size."""
     rng = np.random.default_rng(seed)
     n = len(real["clean"])
     rates: dict[str, list[float]] = {v: [] for v in real}

@@ -90,6 +90,15 @@ def ab_bin_centres() -> torch.Tensor:
     return torch.stack([a.flatten(), b.flatten()], dim=1) / 110.0
 
 
+def annealed_mean(
+    logits: torch.Tensor, centres: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Bin logits (N, Q, h, w) -> ab (N, 2, h, w): softmax(z / T) . centres (Zhang et al.
+    2016). T = 1 is the distribution's mean, T -> 0 its mode; `centres` (Q, 2) set the units."""
+    p = torch.softmax(logits / temperature, dim=1)
+    return torch.einsum("nqhw,qc->nchw", p, centres.to(p.dtype))
+
+
 class UNetColorizer(nn.Module):
     """U-Net: normalised L (N, 1, H, W) -> normalised ab (N, 2, H, W) (in [-gain, gain]).
 
@@ -145,9 +154,8 @@ class UNetColorizer(nn.Module):
         return self.head(self._features(L))
 
     def decode(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Annealed mean (softmax(z / T) . centres) at logit resolution, resized to `size`."""
-        p = torch.softmax(logits / self.cfg.temperature, dim=1)
-        ab = torch.einsum("nqhw,qc->nchw", p, self.centres.to(p.dtype))
+        """Annealed mean at logit resolution, resized to `size`."""
+        ab = annealed_mean(logits, self.centres, self.cfg.temperature)
         return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
 
     def forward(

@@ -6,12 +6,12 @@ One readable loop over three phases (nanoGPT-style), with the whole run state in
    the conditional mean, or L1; the bins head: rebalanced cross-entropy). That generator is
    kept (`generator_l1`) and reported beside the GAN one: the honest baseline a GAN must beat.
 2. `gan`: pix2pix. D step on `fake.detach()` (positive = colorized), then G step with
-   GAN + lambda_rec * reconstruction + lambda_chroma * chroma matching. Against the sepia collapse (L1's
-   optimum under colour ambiguity is the desaturated median) we match, per image, the sorted
-   chroma magnitudes |ab| of the output to those of the photo: the 1-D Wasserstein distance
-   between the two chroma distributions. It asks for "as much colour, in as many pixels, as
-   the photo has" without dictating which hue, so it does not fight the L1 term on ambiguous
-   hues the way a per-pixel saturated-pixel re-weighting does.
+   GAN + lambda_rec * reconstruction + lambda_chroma * chroma matching. Against the sepia
+   collapse (L1's optimum under colour ambiguity is the desaturated median) we match, per
+   image, the sorted chroma magnitudes |ab| of the output to those of the photo: the 1-D
+   Wasserstein distance between the two chroma distributions. It asks for "as much colour, in
+   as many pixels, as the photo has" without dictating which hue, so it does not fight the L1
+   term on ambiguous hues the way a per-pixel saturated-pixel re-weighting does.
 3. `cls`: the discriminator becomes the detector. It is trained on whole-image logits (the mean
    patch logit, exactly the deployed score) of real crops vs crops of the same photos colorized
    through `pipeline.colorize_full` by frozen generator snapshots (end of L1, mid GAN, final GAN)

@@ -10,6 +10,7 @@ traces, so a detector must not learn one of them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -63,6 +64,32 @@ def attach(L_full: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 
 def draw(rng: np.random.Generator, options: tuple) -> object:
     return options[int(rng.integers(len(options)))]
+
+
+Net = TypeVar("Net", bound=torch.nn.Module)
+
+
+def fit_on_crops(
+    net: Net,
+    photos: list[torch.Tensor],
+    loss: Callable[[torch.Tensor], torch.Tensor],
+    gen: torch.Generator,
+    steps: int,
+    lr: float,
+    crop: int,
+) -> Net:
+    """Train one of the zoo's in-run networks (`cnn`, `cnn_bins`): Adam on `loss(lab_batch)`
+    over `random_crops` of the photos' Lab (crops of `crop` px at most, a multiple of 4);
+    returned frozen, in eval mode."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    side = min(crop, min(min(p.shape[-2:]) for p in photos)) // 4 * 4
+    labs = [lab_of(p[None]) for p in photos]
+    for _ in range(steps):
+        value = loss(random_crops(labs, side, gen))
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    return net.eval().requires_grad_(False)
 
 
 def random_crops(

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from imgcheck.trainer.zoo import ZooColorizer, ZooContext
-from imgcheck.trainer.zoo._protocol import colorize_at_work_size, lab_of, random_crops
+from imgcheck.trainer.zoo._protocol import colorize_at_work_size, fit_on_crops
 
 STEPS = 500
 CROP = 96
@@ -41,17 +41,11 @@ class DilatedColorizer(nn.Module):
 def train_cnn(photos: list[torch.Tensor], seed: int, steps: int = STEPS) -> DilatedColorizer:
     gen = torch.Generator().manual_seed(seed)
     net = DilatedColorizer()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    side = min(CROP, min(min(p.shape[-2:]) for p in photos)) // 4 * 4
-    labs = [lab_of(p[None]) for p in photos]
-    for _ in range(steps):
-        lab = random_crops(labs, side, gen)
-        pred = net(lab[:, :1])
-        loss = F.mse_loss(pred, F.avg_pool2d(lab[:, 1:], 4))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net.eval().requires_grad_(False)
+
+    def loss(lab: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(net(lab[:, :1]), F.avg_pool2d(lab[:, 1:], 4))
+
+    return fit_on_crops(net, photos, loss, gen, steps, lr=1e-3, crop=CROP)
 
 
 def build(ctx: ZooContext) -> ZooColorizer | None:

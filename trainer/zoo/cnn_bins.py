@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from imgcheck.trainer.bins import ab_prior_weights, bins_loss
-from imgcheck.trainer.nets import ab_bin_centres
+from imgcheck.trainer.nets import ab_bin_centres, annealed_mean
 from imgcheck.trainer.zoo import ZooColorizer, ZooContext
-from imgcheck.trainer.zoo._protocol import colorize_at_work_size, draw, lab_of, random_crops
+from imgcheck.trainer.zoo._protocol import colorize_at_work_size, draw, fit_on_crops
 
 STEPS = 400
 CROP = 96
@@ -53,9 +53,8 @@ class BinsColorizer(nn.Module):
         return self.head(x)
 
     def decode(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
-        """Annealed mean in ab units: softmax(z / T) . bin centres."""
-        p = torch.softmax(logits / temperature, dim=1)
-        return torch.einsum("nqhw,qc->nchw", p, self.centres)
+        """Annealed mean in ab units (`nets.annealed_mean`)."""
+        return annealed_mean(logits, self.centres, temperature)
 
 
 def train_bins(photos: list[torch.Tensor], seed: int, steps: int = 400) -> BinsColorizer:
@@ -63,16 +62,11 @@ def train_bins(photos: list[torch.Tensor], seed: int, steps: int = 400) -> BinsC
     torch.manual_seed(seed)
     net = BinsColorizer()
     weights = ab_prior_weights(photos)
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    side = min(CROP, min(min(p.shape[-2:]) for p in photos)) // 4 * 4
-    labs = [lab_of(p[None]) for p in photos]
-    for _ in range(steps):
-        lab = random_crops(labs, side, gen)
-        loss = bins_loss(net.logits(lab[:, :1]), lab[:, 1:] / 110.0, weights)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net.eval().requires_grad_(False)
+
+    def loss(lab: torch.Tensor) -> torch.Tensor:
+        return bins_loss(net.logits(lab[:, :1]), lab[:, 1:] / 110.0, weights)
+
+    return fit_on_crops(net, photos, loss, gen, steps, lr=2e-3, crop=CROP)
 
 
 def build(ctx: ZooContext) -> ZooColorizer | None:
