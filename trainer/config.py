@@ -116,7 +116,7 @@ class TrainConfig:
     eval_sources: str = option("gan,l1,lut,exemplar,knn", "Colorizers in the final report.", DATA)
     # Detector stage (trainer.detector_stage): the zoo, the view, the LOFO protocol.
     zoo_families: str = option(
-        "gan,ours_pre,cnn,cnn_bins,onnx,exemplar,knn,lut,propagation,tint,regions,"
+        "gan,ours_pre,cnn,cnn_bins,shuffle,onnx,exemplar,knn,lut,propagation,tint,regions,"
         "oracle_lowres,oracle_tone,oracle_shift",
         "Colorizer zoo families for the detector.",
         DATA,

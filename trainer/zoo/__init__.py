@@ -9,6 +9,7 @@ A detector trained on one colorizer learns that colorizer. The zoo gives the cla
 | `ours_pre` | ours | our U-Net before the GAN phase (bin cross-entropy) | smooth |
 | `cnn` | cnn | small regression CNN of another design (plain dilated stack, MSE, chroma at 1/4) trained in-run | very smooth |
 | `cnn_bins` | cnn_bins | classification CNN (Zhang et al. 2016 style: rebalanced ab bins, annealed mean at a drawn temperature), encoder + residual dilated middle, chroma at 1/4, trained in-run | smooth, saturated, banded |
+| `shuffle` | shuffle | U-Net with pixel-shuffle (sub-pixel) upsampling, DeOldify style, L1 loss, chroma at 1/1 of a 256-512 px working size, drawn saturation gain, trained in-run | smooth, 2 x 2 phase pattern |
 | `onnx` | onnx | any colorizer ONNX graph given to the run (e.g. imgcheck 0.1's) | smooth |
 | `exemplar` | exemplar | Welsh et al. 2002 reference-based transfer | too noisy |
 | `knn` | knn | k-NN patch regression, no network | blotchy |
@@ -70,6 +71,7 @@ def _registry() -> dict[str, Family]:
         ours,
         propagation,
         regions,
+        shuffle,
         tint,
     )
 
@@ -82,6 +84,9 @@ def _registry() -> dict[str, Family]:
             "classification CNN, rebalanced ab bins, annealed mean",
             "smooth",
             cnn_bins.build,
+        ),
+        Family(
+            "shuffle", "pixel-shuffle U-Net, L1, chroma at 1/1", "smooth", shuffle.build
         ),
         Family("onnx", "external colorizer ONNX graph(s)", "smooth", onnx.build),
         Family("exemplar", "Welsh et al. reference-based transfer", "noisy", exemplar.build),
