@@ -26,6 +26,17 @@ def colour_photo(seed: int, size: int = 64) -> Image.Image:
     return image
 
 
+def photo_tensors(n: int, size: int = 64) -> list:
+    """`n` of the photos above as (3, size, size) float tensors in [0, 1], as the zoo takes
+    them (torch imported here: this module also serves tests that run without it)."""
+    import torch
+
+    return [
+        torch.from_numpy(np.array(colour_photo(i, size))).permute(2, 0, 1).float() / 255.0
+        for i in range(n)
+    ]
+
+
 def make_photos(root: Path, n: int, size: int = 64, start: int = 0, breeds: int = 3) -> list[Path]:
     """n photos in a Stanford-Dogs-like layout: one sub-folder per breed, jpg and png mixed."""
     paths = []

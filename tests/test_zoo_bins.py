@@ -10,6 +10,7 @@ torch = pytest.importorskip(
 )
 
 from fixtures_trainer import colour_photo  # noqa: E402
+from fixtures_trainer import photo_tensors as photos  # noqa: E402
 
 from imgcheck.trainer.bins import ab_prior_weights, nearest_bin  # noqa: E402
 from imgcheck.trainer.nets import ab_bin_centres  # noqa: E402
@@ -17,13 +18,6 @@ from imgcheck.trainer.zoo import cnn_bins  # noqa: E402
 from imgcheck.trainer.zoo._protocol import lab_of  # noqa: E402
 
 pytestmark = pytest.mark.torch
-
-
-def photos(n: int, size: int = 64) -> list[torch.Tensor]:
-    return [
-        torch.from_numpy(np.array(colour_photo(i, size))).permute(2, 0, 1).float() / 255.0
-        for i in range(n)
-    ]
 
 
 def test_each_bin_centre_is_its_own_nearest_bin() -> None:

@@ -9,19 +9,12 @@ torch = pytest.importorskip(
     "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
 )
 
-from fixtures_trainer import colour_photo  # noqa: E402
+from fixtures_trainer import photo_tensors as photos  # noqa: E402
 
 from imgcheck.trainer.zoo import ZooContext, families, shuffle  # noqa: E402
 from imgcheck.trainer.zoo._protocol import lab_of  # noqa: E402
 
 pytestmark = pytest.mark.torch
-
-
-def photos(n: int, size: int = 64) -> list[torch.Tensor]:
-    return [
-        torch.from_numpy(np.array(colour_photo(i, size))).permute(2, 0, 1).float() / 255.0
-        for i in range(n)
-    ]
 
 
 def test_shuffle_predicts_chroma_at_full_working_resolution() -> None:
