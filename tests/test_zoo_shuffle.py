@@ -40,7 +40,7 @@ def test_shuffle_learns_from_the_photos() -> None:
     assert not any(p.requires_grad for p in net.parameters())
 
 
-def test_shuffle_family_keeps_luminance_and_any_image_size(monkeypatch) -> None:
+def test_shuffle_family_keeps_luminance_and_any_image_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shuffle, "STEPS", 10)
     assert "shuffle" in families()
     colorize = shuffle.build(ZooContext(photos=photos(3)))

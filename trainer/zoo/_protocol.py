@@ -78,9 +78,9 @@ def fit_on_crops(
     lr: float,
     crop: int,
 ) -> Net:
-    """Train one of the zoo's in-run networks (`cnn`, `cnn_bins`): Adam on `loss(lab_batch)`
-    over `random_crops` of the photos' Lab (crops of `crop` px at most, a multiple of 4);
-    returned frozen, in eval mode."""
+    """Train one of the zoo's in-run networks (`cnn`, `cnn_bins`, `shuffle`): Adam on
+    `loss(lab_batch)` over `random_crops` of the photos' Lab (crops of `crop` px at most, a
+    multiple of 4; `shuffle` trims its own to 8); returned frozen, in eval mode."""
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     side = min(crop, min(min(p.shape[-2:]) for p in photos)) // 4 * 4
     labs = [lab_of(p[None]) for p in photos]
@@ -96,7 +96,7 @@ def random_crops(
     labs: list[torch.Tensor], side: int, gen: torch.Generator, n: int = 16
 ) -> torch.Tensor:
     """`n` random `side`-px crops of (1, 3, H, W) Lab photos: a training batch for the zoo's
-    in-run networks (`cnn`, `cnn_bins`)."""
+    in-run networks (`cnn`, `cnn_bins`, `shuffle`)."""
     batch = []
     for i in torch.randint(len(labs), (n,), generator=gen).tolist():
         lab = labs[i]
