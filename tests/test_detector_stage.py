@@ -52,6 +52,10 @@ def test_stage_writes_zoo_lofo_and_a_forensic_final(run: Path) -> None:
     assert 0.0 < final["threshold"] <= 1.0
     info = json.loads((run / "detector.json").read_text())
     assert info["real_flagged_clean"] <= 0.01 + 1e-9
+    # Calibrated on the validation photos and every training photo scored out of fold.
+    n_train = len(json.loads((run / "split.json").read_text())["train"])
+    assert info["calibration_photos"]["training_out_of_fold"] == n_train
+    assert info["n_real_calibration"] == n_train + info["calibration_photos"]["validation"]
     # The scan cascade, calibrated for this detector: stages below its threshold.
     cascade = final["cascade"]
     assert cascade["detector_threshold"] == final["threshold"] and cascade["view"] == final["view"]
@@ -128,6 +132,42 @@ def test_threshold_holds_on_each_variant_not_only_pooled() -> None:
     held = held_out_fpr(real, 0.01, rounds=20)
     assert set(held) == set(real) and all(0.0 <= r <= 1.0 for r in held.values())
     assert held["clean"] > 0.0  # the halves do not see each other's outliers
+
+
+def test_cross_fitting_folds_leave_their_photos_out_real_and_fake(run: Path) -> None:
+    from imgcheck.trainer.lofo import ZooData, crossfit_real_scores
+
+    data = ZooData.load(run / "zoo")
+    assert data.train_real is not None
+    (real, _), fakes = data.training_tiles()
+    photo = int(data.train_real["photo"][0])
+    (real_x, _), fakes_x = data.training_tiles(exclude_photos=np.array([photo]))
+    gone = 0
+    for d in data.train.values():  # tiles of that photo, real twin and fake, in every family
+        gone += int(np.sum(d["photo"][d["image"]] == photo))
+    kept = len(real_x) + sum(len(f) for f, _ in fakes_x.values())
+    assert gone > 0 and kept == len(real) + sum(len(f) for f, _ in fakes.values()) - gone
+    oof = crossfit_real_scores(data, folds=3, steps=20, say=lambda _: None)
+    assert oof is not None and set(oof) == {"clean", "q75", "420"}
+    n_photos = len(np.unique(data.train_real["photo"]))
+    assert all(len(s) == n_photos and np.all(np.isfinite(s)) for s in oof.values())
+
+
+def test_conformal_threshold_holds_the_rate_on_new_photos() -> None:
+    """The rate a threshold flags of photos it was *not* calibrated on: for uniform scores
+    that is 1 - t, averaged over many calibration sets of the validation split's size."""
+    from imgcheck.metrics import threshold_for_fpr
+    from imgcheck.trainer.lofo import conformal_threshold, expected_fpr
+
+    rng = np.random.default_rng(0)
+    sets = rng.uniform(size=(4000, 153))
+    new_conformal = np.mean([1 - conformal_threshold(s, 0.01) for s in sets])
+    new_in_sample = np.mean([1 - threshold_for_fpr(s, 0.01) for s in sets])
+    assert new_in_sample > 0.0125  # (k+1)/(n+1) = 2/154: the old rule, 1 % only in-sample
+    assert new_conformal <= 0.01 and new_conformal == pytest.approx(expected_fpr(153, 0.01), abs=1e-3)
+    big = rng.uniform(size=(2000, 736))
+    assert np.mean([1 - conformal_threshold(s, 0.01) for s in big]) <= 0.01
+    assert expected_fpr(736, 0.01) == pytest.approx(7 / 737)
 
 
 def test_recalibrate_keeps_the_head_and_rederives_threshold_and_cascade(

@@ -2,7 +2,7 @@
 
 Training uses it on tensors, and `export/` traces the very same functions into the ONNX
 graphs, so the runtime never re-implements colour conversion and cannot drift from training.
-Only ops that export cleanly to ONNX are used (where, pow, matmul-free channel sums).
+Only ops that export cleanly to ONNX are used (where, exp, log, matmul-free channel sums).
 
 Normalisation follows pix2pix: L in [0, 100] -> L/50 - 1, a/b in about [-110, 110] -> /110.
 """
@@ -33,22 +33,32 @@ def _mix(x: torch.Tensor, m: tuple[tuple[float, float, float], ...]) -> torch.Te
     return torch.stack([r[0] * c0 + r[1] * c1 + r[2] * c2 for r in m], dim=-3)
 
 
+def _pow(x: torch.Tensor, p: float) -> torch.Tensor:
+    """x ** p for x > 0, as exp(p log x).
+
+    ONNX Runtime's Pow with a fractional exponent is a scalar std::pow per element; Exp and Log
+    are vectorised. On (16, 3, 128, 128) tiles on 2 cores: 10.1 ms -> 3.5 ms at p = 2.4 and
+    6.0 -> 4.0 ms at p = 1/3 (a scratch A/B), and these two powers were 16 % of the detector
+    graph's time in ORT's profiler. Relative difference from pow: below 1e-6."""
+    return torch.exp(p * torch.log(x))
+
+
 def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
     rgb = rgb.clamp(0.0, 1.0)
-    return torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055).pow(2.4))
+    return torch.where(rgb <= 0.04045, rgb / 12.92, _pow((rgb + 0.055) / 1.055, 2.4))
 
 
 def linear_to_srgb(lin: torch.Tensor) -> torch.Tensor:
     lin = lin.clamp(0.0, 1.0)
     return torch.where(
-        lin <= 0.0031308, lin * 12.92, 1.055 * lin.clamp_min(1e-8).pow(1 / 2.4) - 0.055
+        lin <= 0.0031308, lin * 12.92, 1.055 * _pow(lin.clamp_min(1e-8), 1 / 2.4) - 0.055
     )
 
 
 def _lab_f(t: torch.Tensor) -> torch.Tensor:
     """CIELAB's companding of a white-relative tristimulus: a cube root, linear near black."""
     return torch.where(
-        t > _DELTA**3, t.clamp_min(1e-8).pow(1.0 / 3.0), t / (3 * _DELTA**2) + 4.0 / 29.0
+        t > _DELTA**3, _pow(t.clamp_min(1e-8), 1.0 / 3.0), t / (3 * _DELTA**2) + 4.0 / 29.0
     )
 
 
@@ -65,7 +75,7 @@ def lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
     L, a, b = lab.unbind(dim=-3)
     fy = (L + 16.0) / 116.0
     f = torch.stack([fy + a / 500.0, fy, fy - b / 200.0], dim=-3)
-    t = torch.where(f > _DELTA, f.pow(3), 3 * _DELTA**2 * (f - 4.0 / 29.0))
+    t = torch.where(f > _DELTA, f * f * f, 3 * _DELTA**2 * (f - 4.0 / 29.0))
     white = torch.tensor(_WHITE, dtype=lab.dtype, device=lab.device).view(3, 1, 1)
     return _mix(t * white, _XYZ_TO_RGB)
 

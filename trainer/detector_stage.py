@@ -86,7 +86,8 @@ def run_stage(
         )
     ]
     t0 = time.time()
-    if missing or not (zoo_dir / "val" / "real.npz").exists():
+    reals = [zoo_dir / split / "real.npz" for split in ("val", "train")]
+    if missing or not all(p.exists() for p in reals):
         photos = [
             to_tensor(load_rgb(p, cfg.work_size)).float() / 255.0 for p in train_paths[:FIT_PHOTOS]
         ]
@@ -131,7 +132,7 @@ def run_stage(
             final["cascade"] = _calibrate_cascade(run_dir, data, det, final["threshold"], spec, say)
             save_torch(final, final_path)
             return result
-        threshold, info = calibration_info(det, data, cfg.fpr)
+        threshold, info = calibration_info(det, data, cfg.fpr, say=say)
     else:
         if lofo:
             t1 = time.time()
@@ -140,12 +141,16 @@ def run_stage(
             (run_dir / "lofo.md").write_text(markdown_table(table) + "\n", encoding="utf-8")
             result["lofo_s"] = time.time() - t1
             result["lofo"] = table
-        det, threshold, info = fit_shipped(data, cfg.fpr)
+        det, threshold, info = fit_shipped(data, cfg.fpr, say=say)
         final = torch.load(final_path, map_location="cpu", weights_only=True)
+    photos = info["calibration_photos"]
     rule = (
-        f"score >= threshold means colorized; threshold = the smallest value that flags at most "
-        f"{cfg.fpr:.2%} of the {info['n_real_calibration']} real validation photos, clean and "
-        f"4:2:0 re-encoded each (view tiles {spec.crop} px at max_side {spec.max_side}, logit mean)"
+        f"score >= threshold means colorized; threshold = the smallest value at which a new real "
+        f"photo is flagged with probability <= {cfg.fpr:.2%} (split-conformal: "
+        f"{info['expected_fpr_new_photos']:.2%}), from {info['n_real_calibration']} real photos "
+        f"({photos['validation']} validation, {photos['training_out_of_fold']} training scored out "
+        f"of fold), clean and 4:2:0 re-encoded each (view tiles {spec.crop} px at max_side "
+        f"{spec.max_side}, logit mean)"
     )
     final.pop("cascade", None)  # a cascade belongs to the detector it was calibrated for
     if with_cascade:
@@ -168,8 +173,9 @@ def run_stage(
     held = info["real_flagged_held_out"]
     say(
         f"detector: threshold {threshold:.4f}; real flagged clean {info['real_flagged_clean']:.3f}, "
-        f"4:2:0 {info['real_flagged_420']:.3f} (held-out halves {held['clean']:.3f}, "
-        f"{held['420']:.3f}); wrote {final_path}"
+        f"4:2:0 {info['real_flagged_420']:.3f} of {info['n_real_calibration']} (held out "
+        f"{held['clean']:.3f}, {held['420']:.3f}; expected {info['expected_fpr_new_photos']:.4f});"
+        f" wrote {final_path}"
     )
     result.update(info)
     return result

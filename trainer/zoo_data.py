@@ -10,6 +10,9 @@ exactly what the exported graph computes in scan):
                                degradation (resize, blur, JPEG 4:2:0 or 4:4:4)
     RUN/zoo/val/real.npz       every validation photo: clean, "q75" (JPEG q75 after a 0.5x
                                resize) and "420" (re-encoded with 4:2:0 chroma, q90)
+    RUN/zoo/train/real.npz     every training photo in the same three variants: scored out of
+                               fold, they add to the photos the threshold is calibrated on
+                               (`lofo.crossfit_real_scores`)
     RUN/zoo/val/FAMILY.npz     every validation photo colorized by FAMILY: clean and q75
 
 Each file holds `feats` (tiles, D) float32, `image` (tiles,) row of the image table, and the
@@ -195,8 +198,9 @@ def precompute(
     names = all_names or sorted(zoo)
     assigned = assign_families(len(train_paths), names, per_photo, seed)
     jobs: list[tuple[str, str, list[tuple[int, str, str]]]] = []
-    if not (zoo_dir / "val" / "real.npz").exists():
-        jobs.append(("val", "real", [(i, str(p), "real") for i, p in enumerate(val_paths)]))
+    for split, paths in (("val", val_paths), ("train", train_paths)):
+        if not (zoo_dir / split / "real.npz").exists():
+            jobs.append((split, "real", [(i, str(p), "real") for i, p in enumerate(paths)]))
     for fam in sorted(zoo):
         if not (zoo_dir / "train" / f"{fam}.npz").exists():
             items = [(i, str(train_paths[i]), fam) for i in assigned[fam]]
@@ -209,7 +213,7 @@ def precompute(
     with ctx.Pool(processes, initializer=_init, initargs=(zoo, spec, max_side, seed)) as pool:
         for split, fam, items in jobs:
             t0 = time.time()
-            fn = _train_item if split == "train" else _val_item
+            fn = _train_item if split == "train" and fam != "real" else _val_item
             rows = [r for out in pool.imap(fn, items, chunksize=4) for r in out]
             _save(rows, zoo_dir / split / f"{fam}.npz")
             say(f"zoo {split}/{fam}: {len(items)} photos, {time.time() - t0:.0f} s")
