@@ -54,7 +54,7 @@ def separable(x: torch.Tensor, radius: int) -> torch.Tensor:
 class Fn(torch.nn.Module):
     """One window-mean formulation as an exportable module."""
 
-    def __init__(self, fn: Callable[..., torch.Tensor], *args: int) -> None:
+    def __init__(self, fn: Callable[..., torch.Tensor], *args: float) -> None:
         super().__init__()
         self.fn, self.args = fn, args
 

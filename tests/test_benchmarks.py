@@ -169,6 +169,18 @@ def test_bench_box_tiny(capsys: pytest.CaptureFixture) -> None:
     assert "ms per tile" in out
 
 
+def test_bench_powers_tiny(capsys: pytest.CaptureFixture) -> None:
+    """Both power formulations give the same features (so the timing compares like with like)."""
+    pytest.importorskip(
+        "torch", reason="bench_powers builds its graphs with torch", exc_type=ModuleNotFoundError
+    )
+    assert _load("bench_powers").main(["--batch", "2", "--rounds", "2", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("paired ratio") == 3 and "ms per tile" in out
+    change = float(out.rsplit("spread over the tiles ", 1)[1].split()[0])
+    assert change < 1e-3
+
+
 def test_bench_cascade_tiny_with_where(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """The shipped models on 20 images cut from 3 fixture photos; --where splits the CPU time."""
     from fixtures_trainer import colour_photo
