@@ -105,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model", type=Path, help="model folder (default: the shipped one)")
     ap.add_argument("--before", type=Path, help="another model folder to time beside it")
+    ap.add_argument(
+        "--threads", type=int, default=0, metavar="N",
+        help="also time the cascade scan with one N-thread ONNX Runtime run per model call "
+        "(the scan engine before its per-core lanes)",
+    )  # fmt: skip
     ap.add_argument("--photos", type=Path, default=EXTRA)
     ap.add_argument("--work", type=Path, default=_corpus.DEFAULT_WORK)
     ap.add_argument("--json", type=Path)
@@ -127,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.before is not None:
         sides["before"] = Scanner(args.before)  # as it ships: its own cascade, if it has one
+    one = f"{args.threads}-thread run" if args.threads else ""
+    if one:
+        sides[one] = Scanner(args.model, cascade=True, threads=args.threads)
     times: dict[str, list[float]] = {k: [] for k in [*sides, "decode"]}
     rows: dict[str, list[Any]] = {}
     for _ in range(args.rounds):
@@ -165,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     if "before" in rate:
         out["cascade_vs_before"] = rate["cascade"] / rate["before"]
         out["no_cascade_vs_before"] = rate["no cascade"] / rate["before"]
+    if one:
+        out["lanes"] = sides["cascade"].lanes
+        out["cascade_vs_one_run"] = rate["cascade"] / rate[one]
+        out["lanes_max_score_diff"] = max(
+            abs(a.score - b.score)
+            for a, b in zip(rows["cascade"], rows[one], strict=True)
+            if a.score is not None and b.score is not None
+        )
     print(f"machine: {out['machine']}")
     print(f"corpus: {len(paths)} JPEGs 0.3-3.4 MP from {args.photos}, 5% colorized ({counts})")
     for k, v in rate.items():
@@ -173,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     if "before" in rate:
         print(f"cascade / before       {out['cascade_vs_before']:.2f}x")
         print(f"no cascade / before    {out['no_cascade_vs_before']:.2f}x")
+    if one:
+        print(
+            f"cascade / {one}  {out['cascade_vs_one_run']:.2f}x  ({out['lanes']} lanes of 1 "
+            f"thread; max |score diff| {out['lanes_max_score_diff']:.1e})"
+        )
     print(f"scan / full decode     {out['scan_vs_decode']:.3f}  (goal >= 0.1)")
     print(f"stopped early          {out['stopped_early']:.1%} of images")
     print(f"verdicts changed       {len(changed)}; detector rows max |score diff| {exact:.2e}")
@@ -183,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"where the time goes  {w['images_per_s']:.1f} images/s, {w['cpu_ms']:.1f} ms CPU per "
             f"image: decode + tiles {w['prepare_ms']:.1f} ms, detector call {w['model_ms']:.1f} ms "
-            f"on the calling thread, {w['other_ms']:.1f} ms elsewhere (ONNX Runtime's other thread)"
+            f"on the calling thread, {w['other_ms']:.1f} ms elsewhere (the other lanes' runs)"
         )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str), encoding="utf-8")

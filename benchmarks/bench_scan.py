@@ -21,7 +21,8 @@ the same cores); scan / naive >= 3; RSS(factor*N) / RSS(N) <= 1.1; `imgcheck --h
 
 Also printed when they apply: the int8 variant's model-only speed next to fp32 (when the
 manifest ships `detector_int8`), and on CUDA, `session.run` vs IOBinding model-only.
-`--ablate ROUNDS` runs only an in-process A/B of ORT thread spinning off (the default of
+`--ablate ROUNDS` runs only an in-process A/B of the scan's per-core lanes against one run of
+ONNX Runtime's own threads per call, with their spinning off (the default of
 `create_session`) vs on, over the same corpus.
 """
 
@@ -66,13 +67,13 @@ def _batches(prepared: list[Any], batch_size: int) -> list[np.ndarray]:
 
 
 def model_only(scanner: Any, prepared: list[Any], batch_size: int) -> float:
-    """(b) seconds for the detector on already-decoded crops, `batch_size` images per run."""
+    """(b) seconds for the detector on already-decoded crops, `batch_size` images per call,
+    through the scan's own model call (`Scanner._run_model`: on CPU, one run per core)."""
     batches = _batches(prepared, batch_size)
-    outputs, name = scanner._outputs, scanner._input
-    scanner.session.run(outputs, {name: batches[0]})  # warm-up: first-run allocations
+    scanner._run_model(batches[0])  # warm-up: first-run allocations
     start = time.perf_counter()
     for batch in batches:
-        scanner.session.run(outputs, {name: batch})
+        scanner._run_model(batch)
     return time.perf_counter() - start
 
 
@@ -97,18 +98,21 @@ def model_only_iobinding(scanner: Any, prepared: list[Any], batch_size: int) -> 
 
 
 def naive(scanner: Any, paths: list[Path]) -> float:
-    """(d) one image at a time: full decode, view crops, one session.run each."""
+    """(d) one image at a time: full decode, view crops, one session.run each, on a session
+    with ONNX Runtime's default threads (what a script of one's own would open)."""
     from PIL import Image, ImageOps
 
+    from imgcheck.session import create_session
     from imgcheck.view import make_views
 
+    session = create_session(scanner.info.path, scanner.provider)
     outputs, name = scanner._outputs, scanner._input
     start = time.perf_counter()
     for path in paths:
         with Image.open(path) as im:
             rgb = ImageOps.exif_transpose(im).convert("RGB")
         crops, _ = make_views(rgb, scanner.spec)
-        scanner.session.run(outputs, {name: crops})
+        session.run(outputs, {name: crops})
     return time.perf_counter() - start
 
 
@@ -164,23 +168,27 @@ def _extra_rates(
 
 
 def ablate(scanner: Any, model: Path, paths: list[Path], rounds: int, device: str) -> None:
-    """In-process Scanner.run over the corpus, ORT spinning off vs on, rounds interleaved."""
+    """In-process Scanner.run over the corpus, rounds interleaved: the scan's default (one
+    single-threaded run per core and model call) against one run of ONNX Runtime's own
+    threads per call, with their idle threads' spinning off (the default before the lanes)
+    and on."""
     from imgcheck.inputs import InputItem
     from imgcheck.session import Device, create_session
 
-    sessions = {
-        "spinning off (default)": scanner.session,
-        "spinning on": create_session(scanner.info.path, Device(device), spin=True),
+    engines = {
+        f"{scanner.lanes} lanes (default)": (scanner.session, scanner.lanes),
+        "one run, spinning off": (create_session(scanner.info.path, Device(device)), 1),
+        "one run, spinning on": (create_session(scanner.info.path, Device(device), spin=True), 1),
     }
-    rates: dict[str, list[float]] = {k: [] for k in sessions}
+    rates: dict[str, list[float]] = {k: [] for k in engines}
     for _ in range(rounds):
-        for name, session in sessions.items():
-            scanner.session = session
+        for name, (session, lanes) in engines.items():
+            scanner.session, scanner.lanes = session, lanes
             start = time.perf_counter()
             count = sum(1 for _ in scanner.run(InputItem(str(p)) for p in paths))
             rates[name].append(count / (time.perf_counter() - start))
     print(f"ablation: in-process scan of {len(paths)} images, {rounds} interleaved rounds")
-    base = rates["spinning on"]
+    base = rates["one run, spinning off"]
     for name, values in rates.items():
         wins = sum(v > b for v, b in zip(values, base, strict=True))
         runs = ", ".join(f"{v:.2f}" for v in values)

@@ -10,8 +10,10 @@ Streaming by construction, so memory stays flat whatever the folder size:
   are written while the scan goes on.
 
 Decoding and cropping run in threads (Pillow releases the GIL while decoding and resizing;
-JPEGs decode at a DCT draft scale when the view downsizes anyway); inference runs in the main
-thread (ONNX Runtime releases the GIL too), one session call per batch of `batch_size` images.
+JPEGs decode at a DCT draft scale when the view downsizes anyway); inference is driven from the
+main thread (ONNX Runtime releases the GIL too), one model call per batch of `batch_size`
+images, which on CPU is split into one single-threaded session run per core, side by side
+(`Scanner.lanes`).
 Per-file problems become rows (status error), never exceptions; model problems raise
 `ModelError` from the constructor, before the first image.
 """
@@ -23,6 +25,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -45,6 +48,16 @@ from imgcheck.sources import iter_sources
 from imgcheck.view import ViewSpec
 
 DEFAULT_THRESHOLD = 0.5  # only for a model that ships without a calibrated one
+MAX_LANES = 16
+
+
+def default_lanes() -> int:
+    """Side-by-side single-threaded session runs per model call on CPU: one per usable core."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_LANES, cores))
 
 
 def parse_view(text: str, base: ViewSpec | None = None) -> ViewSpec:
@@ -172,14 +185,29 @@ class Scanner:
         self.warnings: list[str] = []
         Image.init()  # register every Pillow plugin once, before threads race to do it
         device = Device(device)
-        self.info: ModelInfo = resolve_checked(
-            "detector", Path(model) if model else None, variant
-        )
+        self.info: ModelInfo = resolve_checked("detector", Path(model) if model else None, variant)
         self.variant = self.info.variant  # "fp32" (calibrated), "int8" or "fp16"
-        # threads: ONNX Runtime's intra-op threads (None: every core); a Ray actor that holds
-        # one CPU of a shared node asks for 1 (imgcheck.engine_ray).
-        self.session = create_session(self.info.path, device, threads)
+        # threads: ONNX Runtime's intra-op threads; a Ray actor that holds one CPU of a shared
+        # node asks for 1 (imgcheck.engine_ray). None (the default): on CPU, sessions run one
+        # thread each and every model call is split over `lanes` runs side by side, one per
+        # core. ORT's intra-op threads scale poorly on the forensic graph's hundreds of small
+        # ops (they meet at every op): on 2 cores two 1-thread runs scored 1.42-1.46x the
+        # tiles/s of one 2-thread run, same scores (benchmarks/RESULTS.md).
+        self.lanes = 1
+        if threads is None and device is not Device.CUDA:
+            self.session = create_session(self.info.path, device, 1)
+            if active_provider(self.session) == "cpu":
+                self.lanes = default_lanes()
+            else:  # AUTO found CUDA: its own threads for the few CPU ops, one call per batch
+                self.session = create_session(self.info.path, device, None)
+        else:
+            self.session = create_session(self.info.path, device, threads)
         self.provider = active_provider(self.session)
+        self._lane_pool = (
+            ThreadPoolExecutor(self.lanes - 1, thread_name_prefix="imgcheck-score")
+            if self.lanes > 1
+            else None
+        )
         self._check_device(device)
         self._check_signature()
         try:
@@ -288,13 +316,20 @@ class Scanner:
     # -- main thread ---------------------------------------------------------------------
 
     def _run_model(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """One session call: per-crop scores and patch maps (None if the model has none)."""
+        """One model call: per-crop scores and patch maps (None if the model has none).
+
+        Split over `lanes` session runs, this thread taking the first part: every crop is
+        scored on its own by the graph, so the split changes no score."""
+        parts = np.array_split(crops, min(self.lanes, len(crops))) if len(crops) else [crops]
+        pool = self._lane_pool
         try:
-            outs = self.session.run(self._outputs, {self._input: crops})
+            others = [pool.submit(self._run_part, p) for p in parts[1:]] if pool else []
+            outs_list = [self._run_part(parts[0])] + [f.result() for f in others]
         except Exception as exc:
             raise ModelError(
                 f"the detector failed on a batch of {len(crops)} crops: {first_line(exc)}"
             ) from exc
+        outs = [np.concatenate([o[k] for o in outs_list]) for k in range(len(outs_list[0]))]
         scores = np.asarray(outs[0], dtype=np.float32).reshape(-1)
         maps = np.asarray(outs[1], dtype=np.float32) if len(outs) > 1 else None
         if scores.shape[0] != crops.shape[0]:
@@ -302,6 +337,9 @@ class Scanner:
                 f"the detector returned {scores.shape[0]} scores for {crops.shape[0]} crops"
             )
         return scores, maps
+
+    def _run_part(self, crops: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self._outputs, {self._input: crops})
 
     def score(self, batch: list[_Prepared]) -> None:
         """Score a batch of prepared inputs in place (score, verdict, stage, patch maps; a

@@ -190,10 +190,12 @@ def test_bench_cascade_tiny_with_where(tmp_path: Path, capsys: pytest.CaptureFix
     for i in range(3):
         colour_photo(i, 256).save(photos / f"p{i}.jpg", quality=95)
     out = tmp_path / "out.json"
-    args = ["--n", "20", "--rounds", "1", "--where", "--photos", str(photos)]
+    args = ["--n", "20", "--rounds", "1", "--where", "--photos", str(photos), "--threads", "2"]
     code = _load("bench_cascade").main([*args, "--work", str(tmp_path / "w"), "--json", str(out)])
     assert code == 0
     assert "where the time goes" in capsys.readouterr().out
-    where = json.loads(out.read_text())["where"]
+    report = json.loads(out.read_text())
+    assert report["lanes_max_score_diff"] < 1e-5  # lanes vs one 2-thread run: same scores
+    where = report["where"]
     assert where["prepare_ms"] > 0 and where["model_ms"] > 0
     assert where["cpu_ms"] >= where["prepare_ms"] + where["model_ms"] - 1e-6

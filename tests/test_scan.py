@@ -218,3 +218,37 @@ def test_variant_from_manifest_and_missing_variant(tmp_path: Path, photos: Path)
     with pytest.raises(ModelError, match=r"single \.onnx file"):
         Scanner(write_detector(tmp_path / "d.onnx"), variant="int8")
     assert Scanner(write_detector(tmp_path / "d.onnx"), "cpu", variant="fp32").variant == "fp32"
+
+
+def test_lanes_split_each_model_call_and_change_no_score(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On CPU each model call is split over one single-threaded run per core ("lanes"): the
+    shipped forensic detector scores every tile on its own, so the split changes no score."""
+    from imgcheck import scanning
+
+    for i in range(5):  # photo-sized, so each image has several tiles and the cascade stages
+        Image.fromarray(colourful(400 + 40 * i, 300, seed=i)).save(tmp_path / f"c{i}.png")
+        Image.fromarray(muted(400, 300 + 20 * i, seed=i)).save(tmp_path / f"m{i}.png")
+    monkeypatch.setattr(scanning, "default_lanes", lambda: 3)
+    lanes = Scanner(None, "cpu", batch_size=4)
+    one = Scanner(None, "cpu", batch_size=4, threads=2)
+    assert lanes.lanes == 3 and one.lanes == 1
+    items = [InputItem(str(p)) for p in sorted(tmp_path.glob("*.png"))]
+    got, ref = list(lanes.run(items)), list(one.run(items))
+    assert all(r.status is Status.OK for r in ref) and len(got) == len(ref) == 10
+    assert [r.score for r in got] == pytest.approx([r.score for r in ref], abs=1e-6)
+    assert [r.stage for r in got] == [r.stage for r in ref]
+    runs: list[int] = []
+    part = lanes._run_part
+    monkeypatch.setattr(lanes, "_run_part", lambda crops: runs.append(len(crops)) or part(crops))
+    crops = lanes.prepare(items[0]).crops
+    assert crops is not None and len(crops) >= 3
+    scores, _ = lanes._run_model(crops)
+    n = len(crops)
+    assert sorted(runs) == sorted(len(c) for c in np.array_split(np.arange(n), 3))
+    assert scores == pytest.approx(one._run_model(crops)[0], abs=1e-6)
+    runs.clear()
+    lanes._run_model(crops[:1])  # fewer crops than lanes: one run, no empty ones
+    assert runs == [1]
+    assert Scanner(None, "cpu", threads=1).lanes == 1  # a Ray actor's one CPU: one run
