@@ -49,6 +49,11 @@ from imgcheck.view import ViewSpec
 
 DEFAULT_THRESHOLD = 0.5  # only for a model that ships without a calibrated one
 MAX_LANES = 16
+# Crops per single-threaded session run on CPU. The forensic graph streams a dozen full-size
+# maps per crop through hundreds of elementwise ops, so a run whose maps stay in cache is
+# faster per crop: 2.38 ms at 8 crops, 2.78 at 24, 3.08 at 48 (and 3.08 at 1, where the
+# per-run overhead dominates) on this project's 2-core VM, one thread (benchmarks/RESULTS.md).
+RUN_TILES = 8
 
 
 def default_lanes() -> int:
@@ -203,6 +208,10 @@ class Scanner:
         else:
             self.session = create_session(self.info.path, device, threads)
         self.provider = active_provider(self.session)
+        # Runs of at most RUN_TILES crops where a run is one CPU thread (lanes, or threads=1);
+        # a multi-threaded run (threads >= 2) or CUDA takes the whole call at once.
+        single = threads is None or threads == 1
+        self._run_tiles = RUN_TILES if self.provider == "cpu" and single else None
         self._lane_pool = (
             ThreadPoolExecutor(self.lanes - 1, thread_name_prefix="imgcheck-score")
             if self.lanes > 1
@@ -318,17 +327,24 @@ class Scanner:
     def _run_model(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """One model call: per-crop scores and patch maps (None if the model has none).
 
-        Split over `lanes` session runs, this thread taking the first part: every crop is
-        scored on its own by the graph, so the split changes no score."""
-        parts = np.array_split(crops, min(self.lanes, len(crops))) if len(crops) else [crops]
+        On CPU the crops go in single-threaded runs of at most `RUN_TILES`, dealt round-robin
+        to the `lanes`, this thread taking lane 0. Every crop is scored on its own by the graph, so
+        neither the split nor the run size changes a score."""
+        n_runs = max(min(self.lanes, len(crops)), 1)
+        if self._run_tiles:
+            n_runs = max(n_runs, math.ceil(len(crops) / self._run_tiles))
+        runs = np.array_split(crops, n_runs)
+        lanes = [runs[j :: self.lanes] for j in range(min(self.lanes, n_runs))]
         pool = self._lane_pool
         try:
-            others = [pool.submit(self._run_part, p) for p in parts[1:]] if pool else []
-            outs_list = [self._run_part(parts[0])] + [f.result() for f in others]
+            others = [pool.submit(self._run_lane, lane) for lane in lanes[1:]] if pool else []
+            done = [self._run_lane(lanes[0])] + [f.result() for f in others]
         except Exception as exc:
             raise ModelError(
                 f"the detector failed on a batch of {len(crops)} crops: {first_line(exc)}"
             ) from exc
+        # Back to crop order: run i is the (i // lanes)-th run of lane i % lanes.
+        outs_list = [done[i % self.lanes][i // self.lanes] for i in range(n_runs)]
         outs = [np.concatenate([o[k] for o in outs_list]) for k in range(len(outs_list[0]))]
         scores = np.asarray(outs[0], dtype=np.float32).reshape(-1)
         maps = np.asarray(outs[1], dtype=np.float32) if len(outs) > 1 else None
@@ -337,6 +353,9 @@ class Scanner:
                 f"the detector returned {scores.shape[0]} scores for {crops.shape[0]} crops"
             )
         return scores, maps
+
+    def _run_lane(self, runs: list[np.ndarray]) -> list[list[np.ndarray]]:
+        return [self._run_part(r) for r in runs]
 
     def _run_part(self, crops: np.ndarray) -> list[np.ndarray]:
         return self.session.run(self._outputs, {self._input: crops})

@@ -251,4 +251,9 @@ def test_lanes_split_each_model_call_and_change_no_score(
     runs.clear()
     lanes._run_model(crops[:1])  # fewer crops than lanes: one run, no empty ones
     assert runs == [1]
+    runs.clear()
+    many = np.concatenate([crops] * (40 // len(crops) + 1))[:40]
+    scores, _ = lanes._run_model(many)  # runs of at most RUN_TILES, in crop order again
+    assert sum(runs) == 40 and max(runs) <= scanning.RUN_TILES and len(runs) >= 5
+    assert scores == pytest.approx(one._run_model(many)[0], abs=1e-6)
     assert Scanner(None, "cpu", threads=1).lanes == 1  # a Ray actor's one CPU: one run
