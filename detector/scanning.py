@@ -198,20 +198,20 @@ class Scanner:
         # core. ORT's intra-op threads scale poorly on the forensic graph's hundreds of small
         # ops (they meet at every op): on 2 cores two 1-thread runs scored 1.42-1.46x the
         # tiles/s of one 2-thread run, same scores (benchmarks/RESULTS.md).
-        self.lanes = 1
-        if threads is None and device is not Device.CUDA:
-            self.session = create_session(self.info.path, device, 1)
-            if active_provider(self.session) == "cpu":
-                self.lanes = default_lanes()
-            else:  # AUTO found CUDA: its own threads for the few CPU ops, one call per batch
-                self.session = create_session(self.info.path, device, None)
-        else:
-            self.session = create_session(self.info.path, device, threads)
+        from imgcheck.session import available_providers
+
+        cuda = device is Device.CUDA or (
+            device is Device.AUTO and "CUDAExecutionProvider" in available_providers()
+        )
+        intra = 1 if threads is None and not cuda else threads
+        self.session = create_session(self.info.path, device, intra)
         self.provider = active_provider(self.session)
+        on_cpu_alone = self.provider == "cpu" and intra == 1
+        self.lanes = default_lanes() if on_cpu_alone and threads is None else 1
         # Runs of at most RUN_TILES crops where a run is one CPU thread (lanes, or threads=1);
-        # a multi-threaded run (threads >= 2) or CUDA takes the whole call at once.
-        single = threads is None or threads == 1
-        self._run_tiles = RUN_TILES if self.provider == "cpu" and single else None
+        # a run on several threads (threads >= 2, or a CUDA session that fell back to CPU)
+        # takes a call whole, as CUDA does. A CUDA machine gets one session, opened once.
+        self._run_tiles = RUN_TILES if on_cpu_alone else None
         self._lane_pool = (
             ThreadPoolExecutor(self.lanes - 1, thread_name_prefix="imgcheck-score")
             if self.lanes > 1
