@@ -53,9 +53,9 @@ class ZooData:
     train: dict[str, dict[str, np.ndarray]]  # family -> pairs file
     val_real: dict[str, np.ndarray]
     val: dict[str, dict[str, np.ndarray]]  # family -> fakes file
-    train_real: dict[str, np.ndarray] | None = (
-        None  # training photos as val_real (older runs: none)
-    )
+    # The training photos as val_real has them, for cross-fitted calibration (None: a run
+    # older than that).
+    train_real: dict[str, np.ndarray] | None = None
 
     @classmethod
     def load(cls, zoo_dir: Path) -> ZooData:
@@ -184,7 +184,8 @@ def crossfit_real_scores(
         return None
     photos = np.unique(tr["photo"])
     fold = np.empty(len(photos), dtype=np.int64)
-    fold[np.random.default_rng([seed, 5]).permutation(len(photos))] = np.arange(len(photos)) % folds
+    deal = np.random.default_rng([seed, 5]).permutation(len(photos))
+    fold[deal] = np.arange(len(photos)) % folds
     out = {v: np.full(len(photos), np.nan) for v in ("clean", "q75", "420")}
     for k in range(folds):
         held = photos[fold == k]
@@ -209,8 +210,12 @@ def conformal_threshold(scores: np.ndarray, fpr: float) -> float:
     calibration. `threshold_for_fpr`'s k = floor(fpr n) holds only on these photos: 1.30 % on
     new ones at n = 153. Below n = 1/fpr - 1 no k is small enough; t then flags none of these."""
     n = len(scores)
-    k = max(0, math.floor(fpr * (n + 1) + 1e-9) - 1)
-    return threshold_for_fpr(scores, k / n)
+    return threshold_for_fpr(scores, _conformal_k(n, fpr) / n)
+
+
+def _conformal_k(n: int, fpr: float) -> int:
+    """Photos allowed above a split-conformal threshold on n photos (see conformal_threshold)."""
+    return max(0, math.floor(fpr * (n + 1) + 1e-9) - 1)
 
 
 def calibrate_threshold(real: dict[str, np.ndarray], fpr: float) -> float:
@@ -225,8 +230,7 @@ def calibrate_threshold(real: dict[str, np.ndarray], fpr: float) -> float:
 
 def expected_fpr(n: int, fpr: float) -> float:
     """What `conformal_threshold` on n photos flags of new ones, on average: (k+1)/(n+1)."""
-    k = max(0, math.floor(fpr * (n + 1) + 1e-9) - 1)
-    return (k + 1) / (n + 1)
+    return (_conformal_k(n, fpr) + 1) / (n + 1)
 
 
 def held_out_fpr(
