@@ -102,10 +102,10 @@ def naive(scanner: Any, paths: list[Path]) -> float:
     with ONNX Runtime's default threads (what a script of one's own would open)."""
     from PIL import Image, ImageOps
 
-    from imgcheck.session import create_session
+    from imgcheck.session import Device, create_session
     from imgcheck.view import make_views
 
-    session = create_session(scanner.info.path, scanner.provider)
+    session = create_session(scanner.info.path, Device(scanner.provider))
     outputs, name = scanner._outputs, scanner._input
     start = time.perf_counter()
     for path in paths:
@@ -168,22 +168,25 @@ def _extra_rates(
 
 
 def ablate(scanner: Any, model: Path, paths: list[Path], rounds: int, device: str) -> None:
-    """In-process Scanner.run over the corpus, rounds interleaved: the scan's default (one
-    single-threaded run per core and model call) against one run of ONNX Runtime's own
-    threads per call, with their idle threads' spinning off (the default before the lanes)
-    and on."""
+    """In-process Scanner.run over the corpus, rounds interleaved: the scan's default
+    (single-threaded runs of at most RUN_TILES crops, one lane per core) against one run of
+    ONNX Runtime's own threads per call, with their idle threads' spinning off (the default
+    before the lanes) and on."""
     from imgcheck.inputs import InputItem
     from imgcheck.session import Device, create_session
 
+    # (session, lanes, crops per run): "one run" takes the whole call on ORT's own threads.
     engines = {
-        f"{scanner.lanes} lanes (default)": (scanner.session, scanner.lanes),
-        "one run, spinning off": (create_session(scanner.info.path, Device(device)), 1),
-        "one run, spinning on": (create_session(scanner.info.path, Device(device), spin=True), 1),
+        f"{scanner.lanes} lanes (default)": (scanner.session, scanner.lanes, scanner._run_tiles),
+        "one run, spinning off": (create_session(scanner.info.path, Device(device)), 1, None),
+        "one run, spinning on": (
+            create_session(scanner.info.path, Device(device), spin=True), 1, None
+        ),
     }
     rates: dict[str, list[float]] = {k: [] for k in engines}
     for _ in range(rounds):
-        for name, (session, lanes) in engines.items():
-            scanner.session, scanner.lanes = session, lanes
+        for name, (session, lanes, run_tiles) in engines.items():
+            scanner.session, scanner.lanes, scanner._run_tiles = session, lanes, run_tiles
             start = time.perf_counter()
             count = sum(1 for _ in scanner.run(InputItem(str(p)) for p in paths))
             rates[name].append(count / (time.perf_counter() - start))

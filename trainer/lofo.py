@@ -166,6 +166,7 @@ CROSSFIT_FOLDS = 5
 
 def crossfit_real_scores(
     data: ZooData,
+    cfg: ForensicConfig | None = None,
     folds: int = CROSSFIT_FOLDS,
     steps: int = HEAD_STEPS,
     seed: int = 0,
@@ -176,9 +177,10 @@ def crossfit_real_scores(
     The threshold sits at the tail of the real photos' scores, and 153 validation photos put
     one photo at the 1 % point: each release's threshold, and its false-positive rate on new
     photos, was set by that one photo. Cross-fitting adds the training photos (5x as many): the
-    photos are dealt into `folds` folds, and each fold is scored by a head fitted, with the
-    shipped recipe, on the other folds' photos only (their real and fake tiles). None if the
-    run has no `train/real.npz` (a run older than this function)."""
+    photos are dealt into `folds` folds, and each fold is scored by a head of config `cfg` (the
+    head being calibrated; default: the shipped one) fitted on the other folds' photos only
+    (their real and fake tiles). None if the run has no `train/real.npz` (a run older than
+    this function)."""
     tr = data.train_real
     if tr is None:
         return None
@@ -189,7 +191,7 @@ def crossfit_real_scores(
     out = {v: np.full(len(photos), np.nan) for v in ("clean", "q75", "420")}
     for k in range(folds):
         held = photos[fold == k]
-        det = ForensicDetector(ForensicConfig())
+        det = ForensicDetector(cfg or ForensicConfig())
         real, fakes = data.training_tiles(exclude_photos=held)
         fit_head(det, real, fakes, steps=steps)
         for v, dest in out.items():
@@ -262,7 +264,7 @@ def calibration_info(
     Calibrated on the validation photos scored by this head together with the training photos
     scored out of fold (`crossfit_real_scores`) where the run has them."""
     val = real_scores(det, data)
-    oof = crossfit_real_scores(data, say=say)
+    oof = crossfit_real_scores(data, det.cfg, say=say)
     real = {v: np.r_[s, oof[v]] for v, s in val.items()} if oof is not None else val
     threshold = calibrate_threshold(real, fpr)
     per_family = {f: evaluate_family(det, data, f, threshold, val) for f in data.families}
