@@ -6,13 +6,17 @@ On N grayscale JPEGs of mixed sizes (0.3-4 MP by default), measures in MP/s of i
   (a) I/O only: decode (colorize's own `_load`: safe decode, upright, sRGB) and JPEG encode of
       the same pixels (its `save_image`), in colorize's thread count, no model;
   (b) model-only: `Colorizer.run` on each already-decoded image (mixed sizes never share a
-      batch, so this is one run per image, as in the command);
+      batch, so this is one run per image, as in the command), `lanes` runs side by side as
+      the command runs them (`Colorizer(lanes=0)`); (b1) the same one run at a time on all
+      cores (`--lanes 1`, the engine before lanes);
   (c) `imgcheck colorize` end-to-end: the CLI in a subprocess into a fresh output folder;
+      (c1) the same with `--lanes 1`;
   (d) naive: one image at a time: decode, one `session.run`, encode, no threads.
 Rates come from total megapixels over time; the CLI's own timer (which includes the model load
 but not the interpreter start) gives (c); its wall time is printed too. (a) and (b) are
 measured before and after the CLI and naive runs and averaged.
-Ratios: colorize / naive, and colorize / bound with bound = 1 / (1/a + 1/b).
+Ratios: colorize / naive, colorize / bound with bound = 1 / (1/a + 1/b), and lanes / one
+run at a time, model-only (b / b1) and end-to-end (c / c1).
 """
 
 from __future__ import annotations
@@ -55,11 +59,12 @@ def io_only(paths: list[Path], workers: int, out: Path) -> tuple[float, list[np.
 
 
 def model_only(colorizer: Any, arrays: list[np.ndarray]) -> float:
-    """(b) seconds for `Colorizer.run` on each decoded image (after one warm-up run)."""
+    """(b) seconds for `Colorizer.run` on each decoded image (after one warm-up run), with
+    `colorizer.lanes` runs side by side as `run_jobs` does."""
     colorizer.run(arrays[0][None])
     start = time.perf_counter()
-    for arr in arrays:
-        colorizer.run(arr[None])
+    with ThreadPoolExecutor(max(1, colorizer.lanes), thread_name_prefix="bench-lane") as pool:
+        list(pool.map(lambda arr: colorizer.run(arr[None]), arrays))
     return time.perf_counter() - start
 
 
@@ -79,12 +84,12 @@ def naive(colorizer: Any, paths: list[Path], out: Path) -> float:
 _SUMMARY = re.compile(r"imgcheck: (\d+) images in ([\d.]+) s \(([\d.]+) MP/s")
 
 
-def cli_colorize(folder: Path, model: Path, args: argparse.Namespace) -> dict:
-    """(c) `imgcheck colorize FOLDER -o OUT` in a subprocess, into a fresh folder."""
+def cli_colorize(folder: Path, model: Path, args: argparse.Namespace, lanes: int = 0) -> dict:
+    """(c) `imgcheck colorize FOLDER -o OUT --lanes LANES` in a subprocess, into a fresh folder."""
     out = Path(tempfile.mkdtemp(prefix="colorize-out-", dir=args.work))
     try:
         cmd = [*_corpus.imgcheck_cmd(), "colorize", str(folder), "-o", str(out)]
-        cmd += ["--model", str(model), "--device", args.device]
+        cmd += ["--model", str(model), "--device", args.device, "--lanes", str(lanes)]
         if args.workers:
             cmd += ["--workers", str(args.workers)]
         if args.batch_size:
@@ -125,11 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     model, model_source, corpus = _corpus.model_and_corpus(args, grey=True)
     n, mp = len(corpus.paths), corpus.megapixels
     workers = args.workers or default_workers()
-    colorizer = Colorizer(model, args.device)
+    colorizer = Colorizer(model, args.device, lanes=0)
+    one_run = Colorizer(model, args.device, lanes=1)
     sizes = [w * h / 1e6 for w, h in corpus.sizes]
     print(f"machine:   {_corpus.machine()}")
     print(f"model:     {model_source}")
-    print(f"colorizer: {colorizer.info.path.name} on {colorizer.provider}")
+    print(
+        f"colorizer: {colorizer.info.path.name} on {colorizer.provider}, {colorizer.lanes} lane(s)"
+    )
     print(
         f"corpus:    {n} grey JPEGs, {min(sizes):.2f}-{max(sizes):.2f} MP ({mp:.1f} MP in all), "
         f"{corpus.source}; {workers} I/O threads"
@@ -137,30 +145,41 @@ def main(argv: list[str] | None = None) -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-colorize-", dir=args.work))
     try:
+        # Interleaved, lanes first then one run, then the other way round: drift cancels.
         a1, arrays = io_only(corpus.paths, workers, scratch)
         b1 = model_only(colorizer, arrays)
+        o1 = model_only(one_run, arrays)
         del arrays
-        d = naive(colorizer, corpus.paths, scratch)
+        d = naive(one_run, corpus.paths, scratch)
         cli = cli_colorize(corpus.folder, model, args)
+        cli_one = cli_colorize(corpus.folder, model, args, lanes=1)
+        cli_one2 = cli_colorize(corpus.folder, model, args, lanes=1)
+        cli2 = cli_colorize(corpus.folder, model, args)
         a2, arrays = io_only(corpus.paths, workers, scratch)
+        o2 = model_only(one_run, arrays)
         b2 = model_only(colorizer, arrays)
         del arrays
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    if cli["written"] != n:
-        raise RuntimeError(f"imgcheck colorize wrote {cli['written']} files for {n} inputs")
+    for c in (cli, cli2, cli_one, cli_one2):
+        if c["written"] != n:
+            raise RuntimeError(f"imgcheck colorize wrote {c['written']} files for {n} inputs")
 
     rate = {
         "io": 2 * mp / (a1 + a2),
         "model": 2 * mp / (b1 + b2),
+        "model_one_run": 2 * mp / (o1 + o2),
         "naive": mp / d,
-        "colorize": mp / cli["cli_s"],
-        "colorize_wall": mp / cli["wall_s"],
+        "colorize": 2 * mp / (cli["cli_s"] + cli2["cli_s"]),
+        "colorize_wall": 2 * mp / (cli["wall_s"] + cli2["wall_s"]),
+        "colorize_one_run": 2 * mp / (cli_one["cli_s"] + cli_one2["cli_s"]),
     }
     rate["bound"] = 1 / (1 / rate["io"] + 1 / rate["model"])
     ratios = {
         "colorize/naive": rate["colorize"] / rate["naive"],
         "colorize/bound": rate["colorize"] / rate["bound"],
+        "model lanes/one run": rate["model"] / rate["model_one_run"],
+        "colorize lanes/one run": rate["colorize"] / rate["colorize_one_run"],
     }
     print("\nthroughput (megapixels/s of input; images/s)")
     print(
@@ -171,11 +190,20 @@ def main(argv: list[str] | None = None) -> int:
         f"  (b) model only             {rate['model']:7.2f} MP/s"
         f" {rate['model'] * n / mp:7.2f} img/s   (runs {mp / b1:.2f}, {mp / b2:.2f})"
     )
+    print(
+        f"  (b1) model, one run        {rate['model_one_run']:7.2f} MP/s"
+        f" {rate['model_one_run'] * n / mp:7.2f} img/s   (runs {mp / o1:.2f}, {mp / o2:.2f})"
+    )
     print(f"      bound 1/(1/a + 1/b)    {rate['bound']:7.2f} MP/s")
     print(
         f"  (c) imgcheck colorize      {rate['colorize']:7.2f} MP/s"
         f" {rate['colorize'] * n / mp:7.2f} img/s   ({cli['cli_s']:.1f} s by the CLI's timer, "
-        f"model load included)"
+        f"model load included; runs {mp / cli['cli_s']:.2f}, {mp / cli2['cli_s']:.2f})"
+    )
+    print(
+        f"  (c1) colorize --lanes 1    {rate['colorize_one_run']:7.2f} MP/s"
+        f" {rate['colorize_one_run'] * n / mp:7.2f} img/s   (runs {mp / cli_one['cli_s']:.2f}, "
+        f"{mp / cli_one2['cli_s']:.2f}; peak RSS {cli_one['rss'] / 2**20:.0f} MiB)"
     )
     print(
         f"      wall, incl. start      {rate['colorize_wall']:7.2f} MP/s"
@@ -188,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     print("ratios (measured in this run)")
     print(f"  colorize / naive          {ratios['colorize/naive']:7.2f}")
     print(f"  colorize / bound          {ratios['colorize/bound']:7.2f}")
+    print(f"  model, lanes / one run    {ratios['model lanes/one run']:7.2f}")
+    print(f"  colorize, lanes / one run {ratios['colorize lanes/one run']:7.2f}")
     total = time.perf_counter() - t_start
     print(f"benchmark wall time {total:.0f} s")
     if args.json:
@@ -198,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             "megapixels": mp,
             "workers": workers,
             "rates_mp_s": rate,
-            "cli": cli,
+            "cli": [cli, cli2],
+            "cli_one_run": [cli_one, cli_one2],
             "ratios": ratios,
             "seconds": total,
         }

@@ -82,6 +82,14 @@ def colorize_command(
         min=1,
         help="Same-size images per model run (big images run alone).",
     ),
+    lanes: int = typer.Option(
+        0,
+        "--lanes",
+        min=0,
+        max=64,
+        help="Model runs side by side on CPU, each on a share of the cores (0: one per core, "
+        "at most 4; 1: one run at a time on all cores, the least memory).",
+    ),
     recursive: bool = recursive_option(),
     include: list[str] = include_option(),
     exclude: list[str] = exclude_option(),
@@ -102,7 +110,17 @@ def colorize_command(
     with command_errors("colorize", interrupted="interrupted; rerun to resume"):
         limit = pixel_limit(max_pixels)
         run = _setup(
-            inputs, outdir, fmt, compare, overwrite, model, device, recursive, include, exclude
+            inputs,
+            outdir,
+            fmt,
+            compare,
+            overwrite,
+            model,
+            device,
+            recursive,
+            include,
+            exclude,
+            lanes,
         )
         if run is None:  # nothing to do
             if not quiet:
@@ -167,6 +185,7 @@ def _setup(
     recursive: bool,
     include: list[str],
     exclude: list[str],
+    lanes: int = 0,
 ) -> _Run | None:
     """Open the model and plan every output (None: no input found). Exits 2 when the plan
     would overwrite an input: all inputs are listed before anything is written."""
@@ -184,7 +203,7 @@ def _setup(
     start = time.perf_counter()
     if outdir.exists() and not outdir.is_dir():
         raise fail("colorize", f"--outdir {outdir} exists and is not a folder")
-    colorizer = Colorizer(model, device)  # a ModelError is command_errors' exit 2
+    colorizer = Colorizer(model, device, lanes=lanes)  # a ModelError: command_errors' exit 2
     # Every input is listed before anything is written: the never-over-an-input check needs
     # all of them, and the progress bar needs the total.
     discovery = Discovery(list(inputs), outdir, recursive, tuple(include), tuple(exclude))

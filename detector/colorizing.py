@@ -12,6 +12,12 @@ as in training, and the output always has the input's size and its sharpness.
   (bounded by a pixel budget, so a 40-megapixel scan runs alone), and at most a few images are
   in flight at any time, so memory does not grow with the number of inputs. Every input gives
   exactly one `ColorizeResult`; a bad file is an error result, never an exception.
+- Lanes (`Colorizer(lanes=0)`, what the CLI opens): on CPU, `run_jobs` runs several model
+  calls side by side, each on a share of the cores, instead of one call at a time on all of
+  them. ONNX Runtime's intra-op threads meet at every op of the graph, and the colorizer's
+  full-resolution colour math is a long chain of small elementwise ops: on 2 cores two
+  single-threaded runs side by side colorize faster than one two-threaded run
+  (benchmarks/RESULTS.md). Outputs are identical: each image is colorized on its own.
 
 Colour management: when a decoded file embeds an RGB ICC profile and Pillow has ImageCms
 (littlecms), its pixels are converted to sRGB first, since the model was trained on sRGB.
@@ -40,12 +46,23 @@ from imgcheck.models import ModelInfo
 from imgcheck.options import DEFAULT_BATCH_SIZE
 from imgcheck.options import default_workers as _default_workers
 from imgcheck.outputs import Target, save_image
-from imgcheck.session import Device, ModelError, active_provider, create_session
+from imgcheck.session import (
+    Device,
+    ModelError,
+    active_provider,
+    create_session,
+    usable_cores,
+    wants_cuda,
+)
 
 # Pixels the model sees in one session.run. The graph holds several float32 full-resolution
 # planes per image, so ~4 MP per batch stays well under 1 GB; a bigger image runs alone.
 DEFAULT_BATCH_PIXELS = 4_000_000
 COMPARE_MAX_SIDE = 1024  # each panel of the compare view; a full-res triptych would be huge
+# Most model calls `run_jobs` runs side by side (`Colorizer(lanes=0)`): each holds up to a
+# batch's pixels in float32 planes, so peak memory grows with the lanes; past a few, a lane
+# gets several intra-op threads instead (cores // lanes each).
+MAX_LANES = 4
 
 T = TypeVar("T")
 
@@ -58,12 +75,24 @@ class Colorizer:
         model: Path | None = None,
         device: Device | str = Device.AUTO,
         threads: int | None = None,
+        lanes: int = 1,
     ) -> None:
+        """`threads`: ONNX Runtime intra-op threads per run (None: all cores, or the lane's
+        share). `lanes`: model calls `run_jobs` runs side by side on CPU (0: one per core, at
+        most `MAX_LANES`; 1: one call at a time). CUDA always runs one call at a time."""
+        if lanes < 0:
+            raise ValueError("lanes must be 0 (one per core) or more")
         self.info: ModelInfo = resolve_checked(
             "colorizer", Path(model) if model is not None else None
         )
-        self.session = create_session(self.info.path, Device(device), threads)
+        device = Device(device)
+        cores = usable_cores()
+        want = 1 if wants_cuda(device) else (min(MAX_LANES, cores) if lanes == 0 else lanes)
+        if want > 1 and threads is None:
+            threads = max(1, cores // want)
+        self.session = create_session(self.info.path, device, threads)
         self.provider = active_provider(self.session)
+        self.lanes = want if self.provider == "cpu" else 1
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
         if "image" not in inputs or "colorized" not in outputs:
@@ -364,6 +393,19 @@ def _infer(colorizer: Colorizer, batch: list[_Loaded]) -> list[tuple[_Loaded, np
         return [(batch[0], f"colorizer failed: {_one_line(exc)}")]
 
 
+def split_batch(batch: list[T], parts: int) -> list[list[T]]:
+    """`batch` in at most `parts` contiguous runs of near-equal length (none empty), so a
+    batch of same-size images keeps every lane busy."""
+    k = max(1, min(parts, len(batch)))
+    size, extra = divmod(len(batch), k)
+    out, start = [], 0
+    for i in range(k):
+        end = start + size + (i < extra)
+        out.append(batch[start:end])
+        start = end
+    return out
+
+
 def run_jobs(
     jobs: Iterable[Job],
     colorizer: Colorizer,
@@ -377,20 +419,27 @@ def run_jobs(
     """Colorize `jobs` and yield one result per job (not in input order: batches regroup).
 
     In flight at once: at most `2 * workers` decodes, the images waiting in the batcher
-    (`batch_pixels`) and about `2 * workers + batch_size` encodes. Closing the generator (or
-    Ctrl-C) cancels queued work and waits for running writes, which are atomic anyway. The
-    threads are `imgcheck.bounded`'s, the pipeline scan uses too.
+    (`batch_pixels`), `colorizer.lanes` model runs (a batch is split over the lanes) and about
+    `2 * workers + batch_size` encodes. Closing the generator (or Ctrl-C) cancels queued work
+    and waits for running writes, which are atomic anyway. The threads are
+    `imgcheck.bounded`'s, the pipeline scan uses too.
     """
     limit = max(2, 2 * workers)
+    lanes = max(1, getattr(colorizer, "lanes", 1))  # any object with `run` will do
     batcher = Batcher(batch_size, batch_pixels)
     encodes: Pending[ColorizeResult] = Pending()
+    runs: Pending[list[tuple[_Loaded, np.ndarray | str]]] = Pending()
     load = functools.partial(_prepare, max_pixels=max_pixels)
 
-    with thread_pool(workers, "imgcheck-io") as pool:
+    with (
+        thread_pool(workers, "imgcheck-io") as pool,
+        thread_pool(lanes, "imgcheck-colorize") as lane_pool,
+    ):
 
-        def run_batches(batches: list[list[_Loaded]]) -> Iterator[ColorizeResult]:
-            for batch in batches:
-                for item, out in _infer(colorizer, batch):
+        def settle(keep: int) -> Iterator[ColorizeResult]:
+            """Hand finished model runs to the encoders, waiting while more than `keep` run."""
+            for pairs in runs.take(keep):
+                for item, out in pairs:
                     if isinstance(out, str):
                         h, w = item.rgb.shape[:2]
                         yield ColorizeResult(
@@ -398,6 +447,13 @@ def run_jobs(
                         )
                     else:
                         encodes.put(pool.submit(_finish, item, out, quality))
+
+        def run_batches(batches: list[list[_Loaded]]) -> Iterator[ColorizeResult]:
+            for batch in batches:
+                for part in split_batch(batch, lanes):
+                    runs.put(lane_pool.submit(_infer, colorizer, part))
+                    # A free lane for the next run; with one lane, each run before the next.
+                    yield from settle(lanes - 1)
                 yield from encodes.take(limit)
 
         for loaded in ordered_map(pool, load, jobs, limit):
@@ -405,8 +461,10 @@ def run_jobs(
                 yield loaded
             else:
                 yield from run_batches(batcher.add(loaded, loaded.rgb.shape[:2]))
+            yield from settle(lanes)  # runs already finished only: nothing waits here
             yield from encodes.take(limit)
         yield from run_batches(batcher.flush())
+        yield from settle(0)
         yield from encodes.take(0)
 
 

@@ -43,7 +43,14 @@ from imgcheck.manifest import resolve_checked
 from imgcheck.models import ModelInfo
 from imgcheck.options import DEFAULT_BATCH_SIZE, ScanOptions, default_workers
 from imgcheck.results import ScanResult, Stage, Status, Verdict
-from imgcheck.session import Device, ModelError, active_provider, create_session
+from imgcheck.session import (
+    Device,
+    ModelError,
+    active_provider,
+    create_session,
+    usable_cores,
+    wants_cuda,
+)
 from imgcheck.sources import iter_sources
 from imgcheck.view import ViewSpec
 
@@ -58,11 +65,7 @@ RUN_TILES = 8
 
 def default_lanes() -> int:
     """Side-by-side single-threaded session runs per model call on CPU: one per usable core."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(MAX_LANES, cores))
+    return max(1, min(MAX_LANES, usable_cores()))
 
 
 def parse_view(text: str, base: ViewSpec | None = None) -> ViewSpec:
@@ -198,12 +201,7 @@ class Scanner:
         # core. ORT's intra-op threads scale poorly on the forensic graph's hundreds of small
         # ops (they meet at every op): on 2 cores two 1-thread runs scored 1.42-1.46x the
         # tiles/s of one 2-thread run, same scores (benchmarks/RESULTS.md).
-        from imgcheck.session import available_providers
-
-        cuda = device is Device.CUDA or (
-            device is Device.AUTO and "CUDAExecutionProvider" in available_providers()
-        )
-        intra = 1 if threads is None and not cuda else threads
+        intra = 1 if threads is None and not wants_cuda(device) else threads
         self.session = create_session(self.info.path, device, intra)
         self.provider = active_provider(self.session)
         on_cpu_alone = self.provider == "cpu" and intra == 1

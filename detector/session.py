@@ -35,6 +35,21 @@ def _ort() -> Any:
     return ort
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells, else all)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def wants_cuda(device: Device) -> bool:
+    """Whether a session for `device` will try CUDA first (it may still fall back to CPU)."""
+    return device is Device.CUDA or (
+        device is Device.AUTO and "CUDAExecutionProvider" in available_providers()
+    )
+
+
 def available_providers() -> list[str]:
     return list(_ort().get_available_providers())
 

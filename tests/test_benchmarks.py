@@ -103,8 +103,9 @@ def test_bench_colorize_tiny(
     assert _load("bench_colorize").main([*args, *TINY, "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "(c) imgcheck colorize" in text and "colorize / naive" in text
+    assert "(c1) colorize --lanes 1" in text and "colorize, lanes / one run" in text
     report = json.loads(out.read_text())
-    assert report["cli"]["written"] == 3
+    assert [c["written"] for c in report["cli"] + report["cli_one_run"]] == [3, 3, 3, 3]
     assert all(v > 0 for v in report["rates_mp_s"].values())
     assert not list((tmp_path / "work").glob("colorize-out-*"))  # outputs cleaned up
 

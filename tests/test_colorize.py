@@ -185,6 +185,78 @@ def test_one_failing_image_does_not_sink_its_batch(tmp_path: Path) -> None:
     }
 
 
+def test_split_batch_keeps_every_lane_busy() -> None:
+    assert cz.split_batch(list(range(5)), 2) == [[0, 1, 2], [3, 4]]
+    assert cz.split_batch([1], 4) == [[1]]  # never an empty run
+    assert cz.split_batch(list(range(8)), 3) == [[0, 1, 2], [3, 4, 5], [6, 7]]
+
+
+class _PairedColorizer:
+    """Each run waits until another run has started: only side-by-side lanes get through."""
+
+    provider = "cpu"
+    lanes = 2
+
+    def __init__(self) -> None:
+        import threading
+
+        self.barrier = threading.Barrier(2, timeout=10)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.barrier.wait()
+        return batch[..., ::-1].copy()
+
+
+def test_lanes_run_model_calls_side_by_side(tmp_path: Path) -> None:
+    """With two lanes, two model runs are in flight at once: a batch of same-size images is
+    split over the lanes, and lone images of different sizes run two at a time."""
+    planner = OutputPlanner(tmp_path / "out", [], Format.PNG)
+    jobs = []
+    for i, size in enumerate([(8, 8), (8, 8), (9, 7), (7, 9), (8, 8), (8, 8)]):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(_noise(size[1], size[0], i)).save(path)
+        jobs.append(cz.Job(str(path), path.name, planner.plan(path.name, path)))
+    colorizer = _PairedColorizer()
+    results = list(cz.run_jobs(jobs, colorizer, workers=2, batch_size=2))  # type: ignore[arg-type]
+    assert [r.error for r in results] == [None] * 6  # no run waited alone for its partner
+    assert all(r.outcome is cz.Outcome.WRITTEN for r in results)
+
+
+def test_lanes_change_no_pixel_of_the_shipped_colorizer(tmp_path: Path) -> None:
+    """Lanes only decide which images run side by side: each image is colorized on its own,
+    so the shipped model writes the same bytes with two lanes as with one run at a time."""
+    sizes = [(64, 48), (64, 48), (64, 48), (40, 72), (96, 64)]
+    paths = []
+    for i, (w, h) in enumerate(sizes):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(_noise(h, w, i)).convert("L").save(paths[-1])
+    written = {}
+    for lanes in (1, 2):
+        out = tmp_path / f"out{lanes}"
+        planner = OutputPlanner(out, [], Format.PNG)
+        jobs = [cz.Job(str(p), p.name, planner.plan(p.name, p)) for p in paths]
+        colorizer = cz.Colorizer(None, "cpu", lanes=lanes)
+        assert colorizer.lanes == lanes
+        results = list(cz.run_jobs(jobs, colorizer, workers=2, batch_size=3))
+        assert all(r.outcome is cz.Outcome.WRITTEN for r in results)
+        written[lanes] = {p.name: (out / p.name).read_bytes() for p in paths}
+    assert written[1] == written[2]
+
+
+def test_default_lanes_follow_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """lanes=0: one lane per core up to MAX_LANES, each on its share of the cores; CUDA and
+    lanes=1 run one call at a time."""
+    for cores, lanes, threads in ((1, 1, None), (3, 3, 1), (16, cz.MAX_LANES, 4)):
+        monkeypatch.setattr(cz, "usable_cores", lambda cores=cores: cores)
+        colorizer = cz.Colorizer(None, "cpu", lanes=0)
+        assert colorizer.lanes == lanes
+        intra = colorizer.session.get_session_options().intra_op_num_threads
+        assert intra == (threads or os.cpu_count())
+    assert cz.Colorizer(None, "cpu").lanes == 1
+    with pytest.raises(ValueError, match="lanes"):
+        cz.Colorizer(None, "cpu", lanes=-1)
+
+
 def test_broken_model_output_is_a_model_error(tmp_path: Path) -> None:
     class Wrong(cz.Colorizer):
         def __init__(self) -> None:  # no model file needed
