@@ -92,7 +92,7 @@ class Colorizer:
             threads = max(1, cores // want)
         self.session = create_session(self.info.path, device, threads)
         self.provider = active_provider(self.session)
-        self.lanes = want if self.provider == "cpu" else 1
+        self.lanes = want  # > 1 only where no CUDA was asked for: the session is on CPU
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
         if "image" not in inputs or "colorized" not in outputs:
