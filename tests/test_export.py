@@ -454,3 +454,13 @@ def test_colorizer_card_measures_the_exported_colorizer_and_draws_the_figure(
         assert sheet.width > 4 * 256 and sheet.height > 8 * 256
     assert json.loads((tmp_path / "colorizer.json").read_text())["photos"] == 6
     assert "| shipped |" in colorizer_card.markdown(record)
+
+    # Without the run folder: the photos found again by content hash, the ONNX row the same.
+    alone = colorizer_card.measure_onnx(
+        run_dir / "val", out / "colorizer.onnx", None, tmp_path / "alone", val_percent=100
+    )
+    assert alone["photos"] == 6 and alone["figure_columns"] == ["original", "grayscale", "shipped"]
+    assert alone["results"]["shipped"]["psnr"] == pytest.approx(shipped["psnr"])
+    assert alone["results"]["shipped"]["chroma_ceiling"] == pytest.approx(shipped["chroma_ceiling"])
+    with pytest.raises(colorizer_card.TrainError, match="not an imgcheck colorizer"):
+        colorizer_card.measure_onnx(run_dir / "val", out / "detector.onnx", None, tmp_path / "x")

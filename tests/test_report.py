@@ -16,7 +16,9 @@ torch = pytest.importorskip(
 from PIL import Image  # noqa: E402
 
 from imgcheck.metrics import binary_report  # noqa: E402
+from imgcheck.trainer.colour import lab_to_rgb, rgb_to_lab  # noqa: E402
 from imgcheck.trainer.report import (  # noqa: E402
+    chroma_budget,
     comparison_grid,
     evaluate_colorizer,
     evaluate_detector,
@@ -85,6 +87,46 @@ def test_evaluate_colorizer_identity_and_grayscale() -> None:
     assert grey["delta_e2000"] == pytest.approx(grey["gray_delta_e2000"])
     assert grey["colorfulness"] == pytest.approx(0.0, abs=1e-3)
     assert grey["gray_psnr"] < 100 and grey["gray_delta_e2000"] > 1
+
+
+def test_chroma_budget_of_the_truth_grey_and_a_timid_colorizer() -> None:
+    g = torch.Generator().manual_seed(1)
+    photos = [0.3 + 0.4 * torch.rand(3, 16, 16, generator=g) for _ in range(3)]  # in gamut
+    perfect = evaluate_colorizer(lambda x: x, photos)
+    assert perfect["chroma_explained"] == pytest.approx(1.0)
+    assert perfect["chroma_rms_ratio"] == pytest.approx(1.0)
+    assert perfect["chroma_ceiling"] == pytest.approx(2.0)  # the truth, doubled, errs as grey does
+    grey = evaluate_colorizer(grayscale, photos)
+    assert grey["chroma_explained"] == pytest.approx(0.0, abs=1e-4)
+    assert grey["chroma_rms_ratio"] == pytest.approx(0.0, abs=1e-3)
+
+    def halve(x: torch.Tensor) -> torch.Tensor:
+        lab = rgb_to_lab(x.double())
+        return lab_to_rgb(torch.cat([lab[:, :1], 0.5 * lab[:, 1:]], dim=1)).float()
+
+    timid = evaluate_colorizer(halve, photos)
+    assert timid["chroma_rms_ratio"] == pytest.approx(0.5, abs=1e-3)
+    assert timid["chroma_explained"] == pytest.approx(0.75, abs=1e-3)  # 1 - 0.5^2
+    assert timid["chroma_ceiling"] == pytest.approx(2.0, abs=1e-3)  # its direction is right
+
+
+def test_chroma_budget_ceiling_is_where_the_error_reaches_greys() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(2, 5000))
+    pred = 0.3 * truth + 0.5 * rng.normal(size=(2, 5000))  # weakly right, noisy
+    T = float((truth * truth).sum(0).mean())
+    P = float((pred * pred).sum(0).mean())
+    C = float((pred * truth).sum(0).mean())
+    b = chroma_budget({"ab_real": T, "ab_out": P, "ab_cross": C})
+    err = float(((truth - pred) ** 2).sum(0).mean())
+    assert b["chroma_explained"] == pytest.approx(1 - err / T)
+    gain = b["chroma_ceiling"] / b["chroma_rms_ratio"]  # the largest scale at grey's error
+    assert float(((truth - gain * pred) ** 2).sum(0).mean()) == pytest.approx(T)
+    worse = float(((truth - 1.01 * gain * pred) ** 2).sum(0).mean())
+    assert worse > T
+    # A wrong-signed output has no scale that beats grey.
+    assert chroma_budget({"ab_real": T, "ab_out": P, "ab_cross": -C})["chroma_ceiling"] == 0.0
+    assert math.isnan(chroma_budget({"ab_real": 0.0, "ab_out": P, "ab_cross": C})["chroma_ceiling"])
 
 
 def test_evaluate_detector_matches_binary_report() -> None:

@@ -9,6 +9,11 @@ OUT/comparison.png (8 spread-out photos: original | grayscale | pre-training | s
 
     python -m imgcheck.trainer.colorizer_card --run runs/NAME \
         --onnx detector/models/colorizer.onnx --old-onnx old/colorizer.onnx --out docs/model_card
+
+Without the run folder (`--data DIR` instead of `--run`): the validation photos are found
+again by content hash (`data.build_split`, the run's default 20 %), and only the ONNX
+colorizers are measured. That is how a shipped colorizer is re-measured after its run folder
+is gone; the photos are the same ones when DIR holds the run's data (the split's digest says).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 import torch
 
 from imgcheck.trainer.config import TrainError
-from imgcheck.trainer.data import Split, load_rgb, to_tensor
+from imgcheck.trainer.data import Split, build_split, load_rgb, to_tensor
 from imgcheck.trainer.nets import frozen_generator
 from imgcheck.trainer.pipeline import colorize_full
 from imgcheck.trainer.report import comparison_grid, evaluate_colorizer, grayscale
@@ -58,6 +63,28 @@ def onnx_colorizer(path: Path) -> Colorize:
     return run
 
 
+def measure_onnx(
+    data: Path, onnx: Path, old_onnx: Path | None, out: Path, val_percent: int = 20
+) -> dict[str, Any]:
+    """`measure` without a run folder: the ONNX colorizers on DIR's validation photos."""
+    split = build_split(data, val_percent)
+    work = _onnx_work_size(onnx)
+    photos = [to_tensor(load_rgb(p, work)).float() / 255.0 for p in split.paths("val")]
+    colorizers = {"shipped": onnx_colorizer(onnx)}
+    if old_onnx is not None:
+        colorizers["imgcheck 0.1"] = onnx_colorizer(old_onnx)
+    return _record(photos, work, colorizers, {}, out, split.data_digest)
+
+
+def _onnx_work_size(path: Path) -> int:
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    if "imgcheck.work_size" not in props:
+        raise TrainError(f"{path} is not an imgcheck colorizer (no imgcheck.work_size)")
+    return int(props["imgcheck.work_size"])
+
+
 def measure(run: Path, onnx: Path, old_onnx: Path | None, out: Path) -> dict[str, Any]:
     final_path = run / "checkpoints" / "final.pt"
     if not final_path.is_file():
@@ -76,18 +103,29 @@ def measure(run: Path, onnx: Path, old_onnx: Path | None, out: Path) -> dict[str
     }
     if old_onnx is not None:
         colorizers["imgcheck 0.1"] = onnx_colorizer(old_onnx)
+    decode = {k: gcfg.get(k) for k in ("head", "gain", "temperature")}
+    return _record(photos, work, colorizers, decode, out, split.data_digest)
+
+
+def _record(
+    photos: list[torch.Tensor],
+    work: int,
+    colorizers: dict[str, Colorize],
+    decode: dict[str, Any],
+    out: Path,
+    digest: str,
+) -> dict[str, Any]:
     results = {name: evaluate_colorizer(fn, photos) for name, fn in colorizers.items()}
     picks = [photos[round(i * (len(photos) - 1) / (ROWS - 1))] for i in range(ROWS)]
-    shown = ["pre-training (no GAN)", "shipped"] + (["imgcheck 0.1"] if old_onnx else [])
-    rows = [
-        (p, grayscale(p[None])[0], *(colorizers[n](p[None])[0] for n in shown)) for p in picks
-    ]
+    shown = [n for n in ("pre-training (no GAN)", "shipped", "imgcheck 0.1") if n in colorizers]
+    rows = [(p, grayscale(p[None])[0], *(colorizers[n](p[None])[0] for n in shown)) for p in picks]
     out.mkdir(parents=True, exist_ok=True)
     comparison_grid(rows, out / "comparison.png", headers=("original", "grayscale", *shown))
     record = {
         "photos": len(photos),
         "long_side": work,
-        "decode": {k: gcfg.get(k) for k in ("head", "gain", "temperature")},
+        "data_digest": digest,
+        "decode": decode,
         "results": results,
         "figure_columns": ["original", "grayscale", *shown],
     }
@@ -102,26 +140,36 @@ def markdown(record: dict[str, Any]) -> str:
         f"{first['gray_delta_e2000']:.2f} ({record['photos']} validation photos at long side "
         f"{record['long_side']}).",
         "",
-        "| colorizer | PSNR dB | vs grey dB | ΔE2000 | colourfulness / real | mean chroma / real |",
-        "|---|---|---|---|---|---|",
+        "| colorizer | PSNR dB | vs grey dB | ΔE2000 | colourfulness / real | mean chroma / real "
+        "| chroma explained | chroma ceiling at grey |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    nan = float("nan")
     for name, m in record["results"].items():
         lines.append(
             f"| {name} | {m['psnr']:.2f} | {m['psnr'] - m['gray_psnr']:+.2f} | "
-            f"{m['delta_e2000']:.2f} | {m['colorfulness_ratio']:.2f} | {m['chroma_ratio']:.2f} |"
+            f"{m['delta_e2000']:.2f} | {m['colorfulness_ratio']:.2f} | {m['chroma_ratio']:.2f} | "
+            f"{m.get('chroma_explained', nan):.3f} | {m.get('chroma_ceiling', nan):.2f} |"
         )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m imgcheck.trainer.colorizer_card")
-    ap.add_argument("--run", required=True, type=Path)
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="a finished training run folder")
+    source.add_argument(
+        "--data", type=Path, help="no run folder: the photo folder it trained on (ONNX only)"
+    )
     ap.add_argument("--onnx", required=True, type=Path, help="the exported colorizer.onnx")
     ap.add_argument("--old-onnx", type=Path, default=None, help="an older colorizer to compare")
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
     try:
-        record = measure(args.run, args.onnx, args.old_onnx, args.out)
+        if args.run is not None:
+            record = measure(args.run, args.onnx, args.old_onnx, args.out)
+        else:
+            record = measure_onnx(args.data, args.onnx, args.old_onnx, args.out)
     except (OSError, RuntimeError, KeyError, TrainError) as exc:
         print(f"imgcheck train: error: {exc}", file=sys.stderr)
         return 2

@@ -24,6 +24,8 @@ from imgcheck.trainer.colour import lab_to_rgb, rgb_to_lab, rgb_to_luminance
 from imgcheck.trainer.metrics import colorfulness, mean_delta_e2000, psnr, ssim
 
 __all__ = [
+    "ab_moments",
+    "chroma_budget",
     "colorizer_rows",
     "comparison_grid",
     "evaluate_colorizer",
@@ -123,12 +125,30 @@ def chroma_level(rgb: torch.Tensor) -> torch.Tensor:
     return ab.pow(2).sum(1).sqrt().flatten(1).mean(1)
 
 
+@torch.no_grad()
+def ab_moments(
+    out: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per image (N,): mean |ab_true|^2, mean |ab_out|^2 and mean <ab_out, ab_true> over pixels.
+
+    The three sums `summarise_colorizer` needs for the chroma budget (how much chroma a
+    colorizer could show at grey's error); float64, since the budget is a small difference of
+    large sums."""
+    t = rgb_to_lab(target.double())[:, 1:]
+    p = rgb_to_lab(out.double())[:, 1:]
+    return (
+        (t * t).sum(1).flatten(1).mean(1),
+        (p * p).sum(1).flatten(1).mean(1),
+        (p * t).sum(1).flatten(1).mean(1),
+    )
+
+
 def colorizer_rows(
     colorize_fn: Callable[[torch.Tensor], torch.Tensor], images: Iterable[torch.Tensor]
 ) -> list[dict[str, float]]:
     """Per photo, what `evaluate_colorizer` averages: psnr, ssim, delta_e2000, colorfulness,
     colorfulness_real, chroma, chroma_real and the grayscale baseline's gray_psnr, gray_ssim,
-    gray_delta_e2000. Kept per photo so that a caller can summarise any subset of the photos
+    gray_delta_e2000, and the chroma budget's sums ab_real, ab_out, ab_cross (`ab_moments`). Kept per photo so that a caller can summarise any subset of the photos
     (`summarise_colorizer`), e.g. to choose on one half and measure on the other."""
     rows: list[dict[str, float]] = []
     for batch in _batches(images):
@@ -138,6 +158,7 @@ def colorizer_rows(
                 f"colorizer changed the shape {tuple(batch.shape)} -> {tuple(out.shape)}"
             )
         grey = grayscale(batch)
+        ab_real, ab_out, ab_cross = ab_moments(out, batch)
         values = {
             "psnr": psnr(out, batch),
             "ssim": ssim(out, batch),
@@ -149,6 +170,9 @@ def colorizer_rows(
             "gray_psnr": psnr(grey, batch),
             "gray_ssim": ssim(grey, batch),
             "gray_delta_e2000": mean_delta_e2000(grey, batch),
+            "ab_real": ab_real,
+            "ab_out": ab_out,
+            "ab_cross": ab_cross,
         }
         columns = {k: v.detach().cpu().double().flatten().tolist() for k, v in values.items()}
         rows += [{k: col[i] for k, col in columns.items()} for i in range(batch.shape[0])]
@@ -163,9 +187,41 @@ def summarise_colorizer(rows: list[dict[str, float]]) -> dict[str, float]:
     real, chroma_real = result.get("colorfulness_real", 0.0), result.get("chroma_real", 0.0)
     result["colorfulness_ratio"] = result["colorfulness"] / real if real > 0 else math.nan
     result["chroma_ratio"] = result["chroma"] / chroma_real if chroma_real > 0 else math.nan
+    result.update(chroma_budget(result))
     # (no photos: every mean is missing, both ratios NaN, n_images 0)
     result["n_images"] = len(rows)
     return result
+
+
+def chroma_budget(means: dict[str, float]) -> dict[str, float]:
+    """How much chroma this colorizer could show without more ab error than leaving grey.
+
+    With T = E|ab|^2 (the real chroma; grey's ab error), P = E|p|^2 and C = E<p, ab> over the
+    photos' pixels, scaling the output chroma by g costs T - 2gC + g^2 P, which stays at or
+    below grey's T for g <= 2C / P. So:
+    - `chroma_explained` = 1 - E|ab - p|^2 / T, the share of the real chroma energy the output
+      explains (0 for grey, 1 for the truth; negative: worse than grey);
+    - `chroma_rms_ratio` = sqrt(P / T), the output's RMS chroma over the real photos';
+    - `chroma_ceiling` = 2C / sqrt(PT), the largest RMS chroma ratio any rescaling of this
+      output reaches at grey's ab error.
+    For the best possible colorizer m = E[ab | grey photo] the decomposition E|ab - p|^2 =
+    E|ab - m|^2 + E|m - p|^2 bounds *every* colorizer at grey's error by 2 ||m||: an RMS
+    chroma ratio r at PSNR >= grey needs a best-possible explained share of at least r^2 / 4
+    (r = 0.7: 0.1225, i.e. 0.57 dB of ab error below grey's). This colorizer's explained
+    share at its best scale, (C^2 / PT), is a lower bound on that best-possible share.
+    """
+    T, P, C = (means.get(k, math.nan) for k in ("ab_real", "ab_out", "ab_cross"))
+    if not T > 0:
+        return {
+            "chroma_explained": math.nan,
+            "chroma_rms_ratio": math.nan,
+            "chroma_ceiling": math.nan,
+        }
+    return {
+        "chroma_explained": 1.0 - (T - 2.0 * C + P) / T,
+        "chroma_rms_ratio": math.sqrt(max(P, 0.0) / T),
+        "chroma_ceiling": 2.0 * max(C, 0.0) / math.sqrt(P * T) if P > 0 else 0.0,
+    }
 
 
 def evaluate_colorizer(
