@@ -289,7 +289,9 @@ def _decode_open(
         return DecodeFailure("out of memory while decoding", fmt, *(size or (None, None)))
     except OSError as exc:
         message = _first_line(exc)
-        if "truncated" in message or "broken data stream" in message:
+        # Pillow says "image file is truncated" while decoding, "Truncated File Read" when the
+        # header itself is cut short: one message for both.
+        if any(k in message.lower() for k in ("truncated", "broken data stream")):
             message = f"truncated or corrupt file: {message}"
         return DecodeFailure(message, fmt, *(size or (None, None)))
     except Exception as exc:  # Pillow raises many types on corrupt data; a row, never a traceback

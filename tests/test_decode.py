@@ -57,6 +57,14 @@ def test_truncated_jpeg_keeps_header_size(tmp_path: Path) -> None:
     assert (f.format, f.width, f.height) == ("JPEG", 200, 100)
 
 
+def test_jpeg_cut_inside_its_header_says_truncated(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    _colour(200, 100).save(buf, "JPEG", quality=95)
+    path = tmp_path / "head.jpg"
+    path.write_bytes(buf.getvalue()[:200])  # SOI and part of the tables: no frame header yet
+    assert _failed(decode(path)).error.startswith("truncated or corrupt file:")
+
+
 def test_text_file_named_jpg(tmp_path: Path) -> None:
     path = tmp_path / "notes.jpg"
     path.write_text("hello, not an image\n")
