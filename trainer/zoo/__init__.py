@@ -20,6 +20,12 @@ A detector trained on one colorizer learns that colorizer. The zoo gives the cla
 | `oracle_lowres` | oracle | true chroma band-limited to a working size, upsampled 4 ways | band-limited |
 | `oracle_tone` | oracle | true chroma hue-rotated / re-saturated / quantized | implausible hues |
 | `oracle_shift` | oracle | chroma of a neighbouring region (misregistered) | misaligned edges |
+| `random_cnn` * | unseen | untrained CNN from L, chroma at a working size | smooth, meaningless |
+| `hue_field` * | unseen | smooth random hue field, chroma fading to black and white | smooth, structure-blind |
+| `mirror` * | unseen | the true chroma mirrored | camera-grade, misplaced |
+
+Starred: held out of the default `zoo_families` and of every shipped model (`HELD_OUT`): the
+out-of-sample check (`trainer.zoo_fakes`, MODEL_CARD "Families built after the detector").
 
 Every family is a factory `build(ctx) -> colorizer`, where a colorizer maps (1, 3, H, W) sRGB
 in [0, 1] and a numpy Generator (for its per-call choices: working size, upsampler, ...) to a
@@ -73,6 +79,7 @@ def _registry() -> dict[str, Family]:
         regions,
         shuffle,
         tint,
+        unseen,
     )
 
     fams = [
@@ -85,9 +92,7 @@ def _registry() -> dict[str, Family]:
             "smooth",
             cnn_bins.build,
         ),
-        Family(
-            "shuffle", "pixel-shuffle U-Net, L1, chroma at 1/1", "smooth", shuffle.build
-        ),
+        Family("shuffle", "pixel-shuffle U-Net, L1, chroma at 1/1", "smooth", shuffle.build),
         Family("onnx", "external colorizer ONNX graph(s)", "smooth", onnx.build),
         Family("exemplar", "Welsh et al. reference-based transfer", "noisy", exemplar.build),
         Family("knn", "k-NN patch regression", "noisy", knn.build),
@@ -102,8 +107,16 @@ def _registry() -> dict[str, Family]:
             "oracle_tone", "true chroma, hue/saturation/quantization", "smooth", oracle.build_tone
         ),
         Family("oracle_shift", "chroma of a neighbouring region", "noisy", oracle.build_shift),
+        Family("random_cnn", "untrained CNN from L", "smooth", unseen.build_random_cnn),
+        Family("hue_field", "smooth random hue field", "smooth", unseen.build_hue_field),
+        Family("mirror", "true chroma, mirrored", "noisy", unseen.build_mirror),
     ]
     return {f.name: f for f in fams}
+
+
+# Written after the shipped detector and never trained on: keep them out of `zoo_families` so
+# that they stay a test of generalization (a run that adds one gives up that test).
+HELD_OUT = ("random_cnn", "hue_field", "mirror")
 
 
 def families() -> dict[str, Family]:
@@ -125,4 +138,4 @@ def build_zoo(names: list[str], ctx: ZooContext) -> dict[str, ZooColorizer]:
     return out
 
 
-__all__ = ["Family", "ZooColorizer", "ZooContext", "build_zoo", "families"]
+__all__ = ["HELD_OUT", "Family", "ZooColorizer", "ZooContext", "build_zoo", "families"]
