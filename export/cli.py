@@ -30,6 +30,13 @@ def export_command(
         True, "--variants/--no-variants", help="Build the int8 (CPU) and fp16 (CUDA) detectors."
     ),
     opset: int = typer.Option(18, "--opset", min=18, help="ONNX opset (18 or newer)."),
+    regraph: bool = typer.Option(
+        False,
+        "--regraph",
+        help="RUN_DIR is a model folder (manifest.json): re-trace its detector through this "
+        "version's feature graph, keeping its head and calibration (scores must move < 1e-4); "
+        "for a shipped model whose run folder is gone.",
+    ),
 ) -> None:
     """Export the colorizer and the detector to ONNX, verified against PyTorch.
 
@@ -46,6 +53,20 @@ def export_command(
         def say(message: str) -> None:
             typer.echo(f"imgcheck export: {message}", err=True)
 
+        if regraph:
+            from imgcheck.export.regraph import regraph_models
+
+            manifest = regraph_models(
+                run_dir,
+                out,
+                overwrite=overwrite,
+                opset=opset,
+                calib=calib,
+                calib_count=calib_count,
+                say=say,
+            )
+            _print_written(manifest, out)
+            return
         manifest = export_run(
             run_dir,
             out,

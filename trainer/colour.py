@@ -2,7 +2,7 @@
 
 Training uses it on tensors, and `export/` traces the very same functions into the ONNX
 graphs, so the runtime never re-implements colour conversion and cannot drift from training.
-Only ops that export cleanly to ONNX are used (where, exp, log, matmul-free channel sums).
+Only ops that export cleanly to ONNX are used (clamps, exp, log, matmul-free channel sums).
 
 Normalisation follows pix2pix: L in [0, 100] -> L/50 - 1, a/b in about [-110, 110] -> /110.
 """
@@ -43,9 +43,20 @@ def _pow(x: torch.Tensor, p: float) -> torch.Tensor:
     return torch.exp(p * torch.log(x))
 
 
+_SRGB_KNEE = 0.04045  # where sRGB's decoding curve turns from linear to a power
+
+
 def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB's piecewise decoding curve, written without a select.
+
+    The power branch is evaluated at max(x, knee) and the linear one at min(x, knee), and the
+    two meet at the knee (to 1.6e-9: sRGB's constants make the curve continuous), so their sum
+    minus the value at the knee is the curve on both sides. ONNX Runtime's Where is several
+    times slower than the elementwise ops it replaces: with `_lab_f` below, the detector graph
+    is 4.9 % faster (benchmarks/RESULTS.md), its scores within 1e-6."""
     rgb = rgb.clamp(0.0, 1.0)
-    return torch.where(rgb <= 0.04045, rgb / 12.92, _pow((rgb + 0.055) / 1.055, 2.4))
+    high = _pow((rgb.clamp_min(_SRGB_KNEE) + 0.055) / 1.055, 2.4)
+    return high + (rgb.clamp_max(_SRGB_KNEE) - _SRGB_KNEE) / 12.92
 
 
 def linear_to_srgb(lin: torch.Tensor) -> torch.Tensor:
@@ -56,10 +67,13 @@ def linear_to_srgb(lin: torch.Tensor) -> torch.Tensor:
 
 
 def _lab_f(t: torch.Tensor) -> torch.Tensor:
-    """CIELAB's companding of a white-relative tristimulus: a cube root, linear near black."""
-    return torch.where(
-        t > _DELTA**3, _pow(t.clamp_min(1e-8), 1.0 / 3.0), t / (3 * _DELTA**2) + 4.0 / 29.0
-    )
+    """CIELAB's companding of a white-relative tristimulus: a cube root, linear near black.
+
+    Without a select, like `srgb_to_linear`: the linear part is the cube root's tangent at
+    delta^3, so cbrt(max(t, delta^3)) + (min(t, delta^3) - delta^3) / (3 delta^2) is the cube
+    root above the knee and exactly t / (3 delta^2) + 4/29 below it."""
+    knee = _DELTA**3
+    return _pow(t.clamp_min(knee), 1.0 / 3.0) + (t.clamp_max(knee) - knee) / (3 * _DELTA**2)
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
