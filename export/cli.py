@@ -49,25 +49,13 @@ def export_command(
     ):
         require_extra("export", "train", ("torch", "onnx"))
         from imgcheck.export.api import export_run
+        from imgcheck.export.regraph import regraph_models
 
         def say(message: str) -> None:
             typer.echo(f"imgcheck export: {message}", err=True)
 
-        if regraph:
-            from imgcheck.export.regraph import regraph_models
-
-            manifest = regraph_models(
-                run_dir,
-                out,
-                overwrite=overwrite,
-                opset=opset,
-                calib=calib,
-                calib_count=calib_count,
-                say=say,
-            )
-            _print_written(manifest, out)
-            return
-        manifest = export_run(
+        build = regraph_models if regraph else export_run
+        manifest = build(
             run_dir,
             out,
             overwrite=overwrite,

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from imgcheck.export.api import Say, _quiet
 from imgcheck.export.errors import ExportError
 
 SCORE_BOUND = 1e-4  # most a score may move between the shipped graph and the re-traced one
@@ -164,7 +165,8 @@ def regraph_models(
     opset: int = 18,
     calib: Path | None = None,
     calib_count: int = 64,
-    say: Any = lambda _m: None,
+    variants: bool = True,
+    say: Say = _quiet,
 ) -> dict[str, Any]:
     """MODELS (a folder with manifest.json) -> OUT with detector.onnx re-traced; the manifest."""
     import onnx
@@ -252,7 +254,12 @@ def regraph_models(
             threshold=threshold,
             view=view,
         )
-        _variants(run, tmp, manifest, calib, calib_count, say, 1.5)
+        if variants:
+            _variants(run, tmp, manifest, calib, calib_count, say, 1.5)
+        else:
+            manifest["variants_skipped"] = dict.fromkeys(
+                ("detector_int8", "detector_fp16"), "--no-variants"
+            )
         mf.write(tmp, manifest)
         _publish(tmp, out)
     except BaseException:
