@@ -110,6 +110,24 @@ def test_chroma_budget_of_the_truth_grey_and_a_timid_colorizer() -> None:
     assert timid["chroma_ceiling"] == pytest.approx(2.0, abs=1e-3)  # its direction is right
 
 
+def test_constant_cast_paints_the_training_photos_mean_colour_everywhere() -> None:
+    from imgcheck.trainer.colorizer_card import constant_cast
+
+    warm, cool = _flat((0.6, 0.5, 0.4), 8, 8), _flat((0.4, 0.5, 0.6), 8, 8)
+    assert constant_cast([]) is None
+    cast = constant_cast([warm, warm, cool])
+    photo = _photos(1)[0][None]
+    out = cast(photo)
+    lab_out, lab_in = rgb_to_lab(out.double()), rgb_to_lab(photo.double())
+    want = (
+        2 * rgb_to_lab(warm[None].double())[0, 1:, 0, 0]
+        + rgb_to_lab(cool[None].double())[0, 1:, 0, 0]
+    ) / 3
+    inside = lab_out[0, 1:].flatten(1).T  # one ab per pixel; the gamut fit may shrink a few
+    assert (inside - want).norm(dim=1).median() < 0.5
+    assert float((lab_out[:, 0] - lab_in[:, 0]).abs().max()) < 0.5  # the photo's own L
+
+
 def test_chroma_budget_ceiling_is_where_the_error_reaches_greys() -> None:
     rng = np.random.default_rng(0)
     truth = rng.normal(size=(2, 5000))

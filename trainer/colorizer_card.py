@@ -4,7 +4,8 @@ Every colorizer is judged by `report.evaluate_colorizer` on the same photos (lon
 work size, never trained on): the grayscale baseline, the run's generator after pre-training
 (phase `l1`, no GAN) and after the GAN phase (both decoded as trained, gain 1), the shipped ONNX
 colorizer (the GAN generator at the chosen decode gain, exactly what `imgcheck colorize` runs),
-and optionally an older ONNX colorizer for comparison. Writes OUT/colorizer.json and
+optionally an older ONNX colorizer for comparison, and the constant-cast baseline (the training
+photos' mean colour everywhere: what a network that learned only the average colour does). Writes OUT/colorizer.json and
 OUT/comparison.png (8 spread-out photos: original | grayscale | pre-training | shipped [| old]).
 
     python -m imgcheck.trainer.colorizer_card --run runs/NAME \
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from imgcheck.trainer.colour import fit_to_gamut, lab_to_rgb, rgb_to_lab, rgb_to_luminance
 from imgcheck.trainer.config import TrainError
 from imgcheck.trainer.data import Split, build_split, load_rgb, to_tensor
 from imgcheck.trainer.nets import frozen_generator
@@ -63,6 +65,33 @@ def onnx_colorizer(path: Path) -> Colorize:
     return run
 
 
+@torch.no_grad()
+def constant_cast(train_photos: list[torch.Tensor]) -> Colorize | None:
+    """The baseline a colorizer must beat to have learned anything: every pixel gets the
+    training photos' mean ab (each photo weighted alike), kept in gamut, on the photo's own L.
+
+    Nearly half of a photo's chroma energy is its overall cast (45 % on our validation photos),
+    and the average cast is a warm brown, so "sepia" is what a network that learned only the
+    average colour produces; this row says how much of a colorizer's explained chroma is that."""
+    if not train_photos:
+        return None
+    ab = torch.stack([rgb_to_lab(p[None].double())[0, 1:].mean(dim=(-1, -2)) for p in train_photos])
+    mean_ab = ab.mean(0).float().view(1, 2, 1, 1)
+
+    def run(rgb: torch.Tensor) -> torch.Tensor:
+        L = rgb_to_luminance(rgb)
+        cast = mean_ab.expand(L.shape[0], 2, *L.shape[-2:])
+        return lab_to_rgb(torch.cat([L, fit_to_gamut(L, cast)], dim=-3))
+
+    return run
+
+
+def _with_cast(colorizers: dict[str, Colorize], split: Split, work: int) -> dict[str, Colorize]:
+    train = [to_tensor(load_rgb(p, work)).float() / 255.0 for p in split.paths("train")]
+    cast = constant_cast(train)
+    return colorizers if cast is None else {**colorizers, "constant cast": cast}
+
+
 def measure_onnx(
     data: Path, onnx: Path, old_onnx: Path | None, out: Path, val_percent: int = 20
 ) -> dict[str, Any]:
@@ -73,7 +102,7 @@ def measure_onnx(
     colorizers = {"shipped": onnx_colorizer(onnx)}
     if old_onnx is not None:
         colorizers["imgcheck 0.1"] = onnx_colorizer(old_onnx)
-    return _record(photos, work, colorizers, {}, out, split.data_digest)
+    return _record(photos, work, _with_cast(colorizers, split, work), {}, out, split.data_digest)
 
 
 def _onnx_work_size(path: Path) -> int:
@@ -104,7 +133,9 @@ def measure(run: Path, onnx: Path, old_onnx: Path | None, out: Path) -> dict[str
     if old_onnx is not None:
         colorizers["imgcheck 0.1"] = onnx_colorizer(old_onnx)
     decode = {k: gcfg.get(k) for k in ("head", "gain", "temperature")}
-    return _record(photos, work, colorizers, decode, out, split.data_digest)
+    return _record(
+        photos, work, _with_cast(colorizers, split, work), decode, out, split.data_digest
+    )
 
 
 def _record(
