@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,40 @@ def _publish(tmp: Path, out: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
+def check_out(out: Path, *, overwrite: bool, opset: int, calib: Path | None) -> Path:
+    """The checks every export makes before any work: OUT as an absolute path, or ExportError."""
+    out = Path(os.path.abspath(out))  # "models/", ".", ".." -> a real name and parent
+    if opset < 18:
+        raise ExportError(f"--opset {opset}: opset 18 or newer is needed (antialiased Resize)")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} exists and is not a folder")
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} already exists; pass --overwrite to replace it")
+    if calib is not None and not Path(calib).is_dir():
+        raise ExportError(f"--calib {calib}: not a folder")
+    return out
+
+
+@contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A temporary folder beside OUT to write the export into; renamed to OUT when the block
+    ends, removed (OUT untouched) when it raises, Ctrl-C included."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; OUT gets the usual permissions
+    except OSError as exc:
+        raise ExportError(f"cannot write to {out.parent}: {exc.strerror or exc}") from exc
+    try:
+        yield tmp
+        _publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def export_run(
     run_dir: Path,
     out: Path,
@@ -56,30 +91,10 @@ def export_run(
     """Export RUN_DIR/checkpoints/final.pt into OUT; return the manifest that was written."""
     from imgcheck.export.checkpoint import load_run
 
-    out = Path(os.path.abspath(out))  # "models/", ".", ".." -> a real name and parent
-    if opset < 18:
-        raise ExportError(f"--opset {opset}: opset 18 or newer is needed (antialiased Resize)")
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out} exists and is not a folder")
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists; pass --overwrite to replace it")
-    if calib is not None and not Path(calib).is_dir():
-        raise ExportError(f"--calib {calib}: not a folder")
+    out = check_out(out, overwrite=overwrite, opset=opset, calib=calib)
     run = load_run(Path(run_dir))
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; OUT gets the usual permissions
-    except OSError as exc:
-        raise ExportError(f"cannot write to {out.parent}: {exc.strerror or exc}") from exc
-    try:
+    with staging(out) as tmp:
         manifest = _build(run, tmp, opset, calib, calib_count, variants, say, timing_seconds)
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +65,11 @@ def _one_class_weight(model: Any, init: dict[str, np.ndarray]) -> float | None:
     The exporter also merges equal constants, so `oc_shift` may feed other nodes (a head whose
     shift is exactly 1.0 stands in for every 1.0 in the graph): only a Sub of oc_shift whose
     result is scaled by one scalar constant counts, and anything but one match is "not found"."""
+    from onnx import numpy_helper
+
     consts = dict(init)
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute:
-            from onnx import numpy_helper
-
             consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     shifted = {
         n.output[0]
@@ -89,13 +88,13 @@ def _fit_one_class_weight(model: Any, det: Any) -> float:
     """The same weight read back from outputs, for a graph laid out otherwise: the graph's
     logit minus the rebuilt MLP's is softplus(oc_weight) times the one-class term. Good to
     ~1e-3 relative only (the features' float32 noise), which the score check then judges."""
-    import onnxruntime as ort
     import torch
 
+    from imgcheck.session import Device, create_session
     from imgcheck.trainer.forensics import tile_features
 
     tiles = sample_tiles(48, 128)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = create_session(model.SerializeToString(), Device.CPU)
     score = session.run(["score"], {"image": tiles})[0].astype(np.float64)
     with torch.no_grad():
         rgb = torch.from_numpy(tiles).permute(0, 3, 1, 2).float() / 255.0
@@ -170,22 +169,21 @@ def regraph_models(
 ) -> dict[str, Any]:
     """MODELS (a folder with manifest.json) -> OUT with detector.onnx re-traced; the manifest."""
     import onnx
-    import onnxruntime
     import torch
 
     from imgcheck.export import manifest as mf
-    from imgcheck.export.api import _publish, _variants
+    from imgcheck.export.api import _variants, check_out, staging
     from imgcheck.export.checkpoint import TrainedRun
     from imgcheck.export.onnx_export import export_detector, io_spec, save_model
     from imgcheck.export.verify import detector_shapes, verify_detector
     from imgcheck.models import MANIFEST
+    from imgcheck.session import Device, create_session
     from imgcheck.view import ViewSpec
 
-    models, out = Path(os.path.abspath(models)), Path(os.path.abspath(out))
-    if out == models:
+    models = Path(os.path.abspath(models))
+    if Path(os.path.abspath(out)) == models:
         raise ExportError("--out must be another folder than the models being re-traced")
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists; pass --overwrite to replace it")
+    out = check_out(out, overwrite=overwrite, opset=opset, calib=calib)
     try:
         old_manifest = json.loads((models / MANIFEST).read_text(encoding="utf-8"))
         entry = old_manifest["detector"]
@@ -204,11 +202,10 @@ def regraph_models(
     new = export_detector(det, threshold, entry["view"], view.crop, opset)
     parity = verify_detector(det, new, shapes, bound=det.parity_bound)
     tiles = sample_tiles(64, view.crop, seed=1)
-    sessions = [
-        onnxruntime.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    a, b = (
+        create_session(m.SerializeToString(), Device.CPU).run(["score"], {"image": tiles})[0]
         for m in (old, new)
-    ]
-    a, b = (s.run(["score"], {"image": tiles})[0] for s in sessions)
+    )
     moved = float(np.abs(a.astype(np.float64) - b).max())
     if not moved <= SCORE_BOUND:
         raise ExportError(
@@ -217,10 +214,7 @@ def regraph_models(
         )
     say(f"scores move by at most {moved:.2g} on {len(tiles)} tiles")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        tmp.chmod(0o755)
+    with staging(out) as tmp:
         variant_files = {v["file"] for v in old_manifest.get("variants", {}).values()}
         for item in models.iterdir():
             if item.is_file() and item.name not in {MANIFEST, entry["file"], *variant_files}:
@@ -261,10 +255,6 @@ def regraph_models(
                 ("detector_int8", "detector_fp16"), "--no-variants"
             )
         mf.write(tmp, manifest)
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return mf.clean(manifest)
 
 

@@ -147,8 +147,9 @@ def colorizer_rows(
     colorize_fn: Callable[[torch.Tensor], torch.Tensor], images: Iterable[torch.Tensor]
 ) -> list[dict[str, float]]:
     """Per photo, what `evaluate_colorizer` averages: psnr, ssim, delta_e2000, colorfulness,
-    colorfulness_real, chroma, chroma_real and the grayscale baseline's gray_psnr, gray_ssim,
-    gray_delta_e2000, and the chroma budget's sums ab_real, ab_out, ab_cross (`ab_moments`). Kept per photo so that a caller can summarise any subset of the photos
+    colorfulness_real, chroma, chroma_real, the grayscale baseline's gray_psnr, gray_ssim,
+    gray_delta_e2000, and the chroma budget's sums ab_real, ab_out, ab_cross (`ab_moments`).
+    Kept per photo so that a caller can summarise any subset of the photos
     (`summarise_colorizer`), e.g. to choose on one half and measure on the other."""
     rows: list[dict[str, float]] = []
     for batch in _batches(images):
