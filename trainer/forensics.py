@@ -15,6 +15,9 @@ measure per tile (each a mean over the tile, so a tile gives one vector of `FEAT
   the channels' finest detail; L-derived colour leaves them locked together.
 - **global colour statistics**: chroma level and spread, hue concentration, saturated share,
   and the luminance context the other numbers depend on.
+- **edge alignment** at scales 2, 4 and 8 px: the normalised |<grad L, grad ab>| of the tile.
+  Chroma derived from L changes exactly where L does; true chroma displaced by a few pixels (or
+  re-attached after a shift or a resampling) changes beside the luminance edge instead.
 
 Everything is computed with average pools and elementwise ops, so it exports to ONNX inside
 the detector graph and training, calibration and scan share these exact numbers. The features
@@ -56,7 +59,12 @@ _GLOBAL = (
     "l_a_corr",
     "l_b_corr",
 )
-FEATURES: tuple[str, ...] = tuple(f"{name}@{s}" for s in SCALES for name in _PER_SCALE) + _GLOBAL
+ALIGN_SCALES = (2, 4, 8)
+FEATURES: tuple[str, ...] = (
+    tuple(f"{name}@{s}" for s in SCALES for name in _PER_SCALE)
+    + _GLOBAL
+    + tuple(f"edge_align@{s}" for s in ALIGN_SCALES)
+)
 # Which features are "forensic" (the ablation switches these off, leaving colour statistics).
 FORENSIC = tuple(f for f in FEATURES if "@" in f or f.startswith("hp_corr"))
 
@@ -114,6 +122,22 @@ def _scale_features(L: torch.Tensor, ab: torch.Tensor) -> list[torch.Tensor]:
     ]
 
 
+def _edge_align(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """Normalised |<grad L, grad ab>| of (N,1,h,w) L and (N,2,h,w) ab: one (N,) feature.
+
+    Forward differences from the same pixel, so a chroma edge that sits on its luminance edge
+    scores high and one displaced beside it (a shift, a misregistered upsampling) scores low.
+    """
+    gy_l = L[..., 1:, :-1] - L[..., :-1, :-1]
+    gx_l = L[..., :-1, 1:] - L[..., :-1, :-1]
+    gy_ab = ab[..., 1:, :-1] - ab[..., :-1, :-1]
+    gx_ab = ab[..., :-1, 1:] - ab[..., :-1, :-1]
+    dot = (gy_l * gy_ab + gx_l * gx_ab).abs().mean(dim=(-1, -2)).sum(dim=-1)
+    size_l = (gy_l * gy_l + gx_l * gx_l).mean(dim=(-1, -2, -3))
+    size_ab = (gy_ab * gy_ab + gx_ab * gx_ab).mean(dim=(-1, -2)).sum(dim=-1)
+    return dot / torch.sqrt(size_l * size_ab + 1e-12)
+
+
 def _corr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Fisher-z of the correlation of two (N,1,h,w) zero-mean-ish maps, clipped to finite."""
     num = (x * y).mean(dim=(-1, -2, -3))
@@ -127,10 +151,13 @@ def tile_features(rgb: torch.Tensor) -> torch.Tensor:
     lab = rgb_to_lab(rgb)
     L, ab = lab[:, :1] / 100.0, lab[:, 1:] / 100.0
     feats: list[torch.Tensor] = []
+    align: list[torch.Tensor] = []
     for s in SCALES:
         Ls = F.avg_pool2d(L, s) if s > 1 else L
         abs_ = F.avg_pool2d(ab, s) if s > 1 else ab
         feats += _scale_features(Ls, abs_)
+        if s in ALIGN_SCALES:
+            align.append(_edge_align(Ls, abs_))
     rgb_c = centre(rgb)
     r, g, b = _hp(rgb_c[:, :1]), _hp(rgb_c[:, 1:2]), _hp(rgb_c[:, 2:])
     feats += [_corr(r, g), _corr(g, b), _corr(r, b)]
@@ -168,6 +195,7 @@ def tile_features(rgb: torch.Tensor) -> torch.Tensor:
         _corr(l_c, a_c),
         _corr(l_c, b_c),
     ]
+    feats += align
     out = torch.stack(feats, dim=1)
     # Scale-8 statistics need tiles of >= 40 px (`ForensicDetector.min_size` asks 64; the
     # view's are 128): on smaller maps the average pools have no window to fill and fail. A
@@ -176,4 +204,4 @@ def tile_features(rgb: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
 
 
-__all__ = ["FEATURES", "FORENSIC", "SCALES", "tile_features"]
+__all__ = ["ALIGN_SCALES", "FEATURES", "FORENSIC", "SCALES", "tile_features"]

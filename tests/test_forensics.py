@@ -1,0 +1,66 @@
+"""Forensic tile features: what each family of statistics is meant to see, on synthetic tiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from imgcheck.trainer.colour import lab_to_rgb
+from imgcheck.trainer.forensics import ALIGN_SCALES, FEATURES, tile_features
+
+
+def _blocky_luminance(rng: np.random.Generator, size: int = 128) -> torch.Tensor:
+    """(1, 1, size, size) CIELAB L of random overlapping rectangles: strong, sparse edges."""
+    L = np.full((size, size), 50.0, dtype=np.float32)
+    for _ in range(24):
+        y, x = rng.integers(0, size - 16, size=2)
+        h, w = rng.integers(12, 48, size=2)
+        L[y : y + h, x : x + w] = rng.uniform(25, 80)
+    return torch.from_numpy(L)[None, None]
+
+
+def _rgb(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    return lab_to_rgb(torch.cat([L, ab], dim=1)).clamp(0, 1)
+
+
+def _align(rgb: torch.Tensor) -> dict[int, float]:
+    feats = tile_features(rgb)[0]
+    return {s: float(feats[FEATURES.index(f"edge_align@{s}")]) for s in ALIGN_SCALES}
+
+
+@pytest.fixture
+def luminance() -> torch.Tensor:
+    return _blocky_luminance(np.random.default_rng(3))
+
+
+def test_edge_alignment_features_follow_the_declared_names() -> None:
+    rgb = torch.rand(2, 3, 128, 128)
+    feats = tile_features(rgb)
+    assert feats.shape == (2, len(FEATURES))
+    assert len(set(FEATURES)) == len(FEATURES)
+    assert [f for f in FEATURES if f.startswith("edge_align@")] == [
+        f"edge_align@{s}" for s in ALIGN_SCALES
+    ]
+    assert bool(torch.isfinite(feats).all())
+
+
+def test_chroma_derived_from_luminance_is_aligned_and_a_shifted_copy_is_not(
+    luminance: torch.Tensor,
+) -> None:
+    # Chroma that is a function of L changes exactly where L does (what a colorizer makes);
+    # the same chroma displaced by 6 px changes beside the edges instead.
+    ab = torch.cat([0.6 * (luminance - 50.0), -0.4 * (luminance - 50.0)], dim=1)
+    shifted = torch.roll(ab, shifts=(6, 6), dims=(-2, -1))
+    aligned, displaced = _align(_rgb(luminance, ab)), _align(_rgb(luminance, shifted))
+    for s in ALIGN_SCALES:
+        assert aligned[s] > 0.8, (s, aligned[s])
+        assert displaced[s] < aligned[s] - 0.3, (s, aligned[s], displaced[s])
+
+
+def test_edge_alignment_ignores_how_strong_the_chroma_is(luminance: torch.Tensor) -> None:
+    # Normalised by both gradient energies: halving the chroma is not a different tell.
+    ab = torch.cat([0.5 * (luminance - 50.0), 0.3 * (luminance - 50.0)], dim=1)
+    full, half = _align(_rgb(luminance, ab)), _align(_rgb(luminance, 0.5 * ab))
+    for s in ALIGN_SCALES:
+        assert half[s] == pytest.approx(full[s], abs=0.05)
