@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from imgcheck.trainer.colour import lab_to_rgb
-from imgcheck.trainer.forensics import ALIGN_SCALES, FEATURES, tile_features
+from imgcheck.trainer.forensics import ALIGN_NEUTRAL, ALIGN_SCALES, FEATURES, tile_features
 
 
 def _blocky_luminance(rng: np.random.Generator, size: int = 128) -> torch.Tensor:
@@ -64,3 +64,12 @@ def test_edge_alignment_ignores_how_strong_the_chroma_is(luminance: torch.Tensor
     full, half = _align(_rgb(luminance, ab)), _align(_rgb(luminance, 0.5 * ab))
     for s in ALIGN_SCALES:
         assert half[s] == pytest.approx(full[s], abs=0.05)
+
+
+def test_a_tile_without_gradients_reads_a_neutral_alignment_not_an_extreme() -> None:
+    # A white product background has no edges to align: 0/0 must not become the extreme 0
+    # (real photos' tiles sit around 0.6-1.2), which a one-class term reads as colorization.
+    white = torch.ones(1, 3, 128, 128)
+    grey = torch.full((1, 3, 128, 128), 0.5)
+    for tile in (white, grey):
+        assert all(v == pytest.approx(ALIGN_NEUTRAL, abs=1e-6) for v in _align(tile).values())
