@@ -31,6 +31,7 @@ import onnx
 import torch
 from onnx import numpy_helper
 
+from imgcheck.session import ModelError
 from imgcheck.trainer.config import TrainConfig, TrainError
 from imgcheck.trainer.data import build_split, load_rgb, to_tensor
 from imgcheck.trainer.nets import (
@@ -39,7 +40,7 @@ from imgcheck.trainer.nets import (
     UNetColorizer,
     generator_config,
 )
-from imgcheck.trainer.runs import RunDir, load_json, rng_state, save_json, save_torch, versions
+from imgcheck.trainer.runs import RunDir, load_json, resume_state, save_json, save_torch, versions
 
 PREFIX = "generator."
 PARITY_LEVELS = 1.0  # most |ONNX - rebuilt| on the check photo, in levels of 255
@@ -132,13 +133,12 @@ def decode_gain(model: onnx.ModelProto) -> float:
 
 def check_parity(generator: UNetColorizer, onnx_path: Path, photo: Path, work_size: int) -> float:
     """Max |ONNX - rebuilt| (levels of 255) colorizing `photo` greyed: 0.5 is rounding."""
-    import onnxruntime as ort
-
+    from imgcheck.session import Device, create_session
     from imgcheck.trainer.pipeline import colorize_full
 
     grey = load_rgb(photo, CHECK_SIDE).convert("L").convert("RGB")
     u8 = np.asarray(grey, dtype=np.uint8)[None]
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = create_session(onnx_path, Device.CPU)
     (ref,) = session.run(["colorized"], {"image": u8})
     with torch.no_grad():
         out = colorize_full(generator.eval(), to_tensor(grey)[None].float() / 255.0, work_size)
@@ -196,21 +196,12 @@ def rebuild(
     save_json({"config": cfg.to_dict(), "versions": versions()}, run.config)
     save_json(split.to_dict(), run.split)
     run.metrics.write_text("", encoding="utf-8")
-    save_torch(
-        {
-            "position": [1, 0, 0],  # the GAN phase's first step (`config.PHASES`)
-            "step": 0,
-            "epoch_sums": {},
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "opts": {k: o.state_dict() for k, o in opts.items()},
-            "snapshots": {"l1": {k: v.clone() for k, v in state.items()}},
-            "rng": rng_state(),
-            "metrics_offset": 0,
-            "config": cfg.to_dict(),
-        },
-        run.last,
+    snapshots = {"l1": {k: v.clone() for k, v in state.items()}}
+    # (1, 0, 0): the GAN phase's first step (`config.PHASES`); nothing logged yet.
+    checkpoint = resume_state(
+        (1, 0, 0), 0, {}, G.state_dict(), D.state_dict(), opts, snapshots, 0, cfg.to_dict()
     )
+    save_torch(checkpoint, run.last)
     counts = split.counts()
     say(f"wrote {run.root}: {counts['train']} train, {counts['val']} val photos; next: "
         f"imgcheck train --data {data} --out {run.root} --resume")  # fmt: skip
@@ -230,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         rebuild(args.models, args.config, args.data, args.out, args.workers)
-    except (TrainError, OSError, KeyError, ValueError) as err:
+    except (TrainError, ModelError, OSError, KeyError, ValueError) as err:
         print(f"imgcheck rebuild: error: {err}", file=sys.stderr)
         return 2
     return 0

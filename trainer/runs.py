@@ -85,6 +85,33 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def resume_state(
+    position: tuple[int, int, int] | list[int],
+    step: int,
+    epoch_sums: dict[str, Any],
+    G: dict[str, torch.Tensor],
+    D: dict[str, torch.Tensor],
+    opts: dict[str, torch.optim.Optimizer],
+    snapshots: dict[str, Any],
+    metrics_offset: int,
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    """What `checkpoints/last.pt` holds, in one place: the training loop's checkpoints and
+    `trainer.rebuild`'s hand-made one share this format (`G`, `D`: CPU state dicts)."""
+    return {
+        "position": list(position),
+        "step": step,
+        "epoch_sums": {k: float(v) for k, v in epoch_sums.items()},
+        "G": G,
+        "D": D,
+        "opts": {k: o.state_dict() for k, o in opts.items()},
+        "snapshots": snapshots,
+        "rng": rng_state(),
+        "metrics_offset": metrics_offset,
+        "config": config,
+    }
+
+
 class MetricsLog:
     """metrics.jsonl: one JSON object per line, flushed at once so `tail -f` follows the run.
 

@@ -82,7 +82,7 @@ from imgcheck.trainer.runs import (
     RunDir,
     load_checkpoint,
     load_json,
-    rng_state,
+    resume_state,
     save_json,
     save_torch,
     set_rng_state,
@@ -551,18 +551,17 @@ class _Loop:
         if not self.env.main or self.metrics is None:
             return
         save_torch(
-            {
-                "position": list(pos),
-                "step": self.step,
-                "epoch_sums": {k: float(v) for k, v in sums.items()},
-                "G": cpu_state(self.G),
-                "D": cpu_state(self.D),
-                "opts": {k: o.state_dict() for k, o in self.opts.items()},
-                "snapshots": self.snapshots,
-                "rng": rng_state(),
-                "metrics_offset": self.metrics.offset(),
-                "config": self.cfg.to_dict(),
-            },
+            resume_state(
+                pos,
+                self.step,
+                sums,
+                cpu_state(self.G),
+                cpu_state(self.D),
+                self.opts,
+                self.snapshots,
+                self.metrics.offset(),
+                self.cfg.to_dict(),
+            ),
             self.run.last,
         )
 
