@@ -132,9 +132,13 @@ def head_from_graph(model: Any) -> Any:
             f"the detector has {keep.shape[0]} features and this imgcheck {len(FEATURES)}: "
             "its graph cannot be re-traced by this version"
         )
+    rate, neutral = init.get(_HEAD + "gate_rate"), init.get(_HEAD + "gate_neutral")
+    gated = rate is not None and neutral is not None  # the content gate; absent = none
     cfg = ForensicConfig(
         keep=tuple(f for f, k in zip(FEATURES, keep.tolist(), strict=True) if k > 0),
         hidden=int(init[_HEAD + "mlp.0.weight"].shape[0]),
+        content_gate=float(rate) ** -0.5 if gated else 0.0,
+        gate_neutral=float(neutral) if gated else 0.0,
     )
     det = ForensicDetector(cfg)
     state = {

@@ -13,6 +13,14 @@ the real training tiles' statistics and adds two terms:
 
 `keep` masks features (the ablation without forensic inputs keeps only colour statistics);
 `one_class=False` fixes the one-class weight at 0 (the other ablation).
+
+**Content gate** (`content_gate` > 0): a tile that shows nothing (`forensics.content_weight`
+near 0: a white product background) gets the logit `gate_neutral` instead of its own, blended
+by that weight, so it neither votes "colorized" from its extreme features nor outweighs the
+tiles that show the product. The neutral logit sits half a log-odds below the last shipped
+threshold's (0.84): a fully flat image leans real, and a gated tile says far less than a real
+photo's tile (median logit about -1.4). A config without the field (runs before it) has no gate,
+so their heads and graphs are unchanged.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from imgcheck.trainer.forensics import FEATURES, tile_features
+from imgcheck.trainer.forensics import CONTENT_SCALE, FEATURES, content_weight, tile_features
 from imgcheck.view import aggregate
+
+GATE_NEUTRAL = 0.34  # log-odds of a tile without content (see the module doc)
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,8 @@ class ForensicConfig:
     keep: tuple[str, ...] = FEATURES
     hidden: int = 64
     one_class: bool = True
+    content_gate: float = CONTENT_SCALE  # 0 = no gate (every run before round 2, stop 19)
+    gate_neutral: float = GATE_NEUTRAL
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -49,6 +61,8 @@ class ForensicConfig:
             keep=tuple(data.get("keep", FEATURES)),
             hidden=int(data.get("hidden", 64)),
             one_class=bool(data.get("one_class", True)),
+            content_gate=float(data.get("content_gate", 0.0)),
+            gate_neutral=float(data.get("gate_neutral", GATE_NEUTRAL)),
         )
 
 
@@ -90,6 +104,11 @@ class ForensicDetector(nn.Module):
         )
         self.oc_weight = nn.Parameter(torch.tensor(0.0))
         self.oc_shift = nn.Parameter(torch.tensor(0.0))
+        if cfg.content_gate > 0:
+            # Buffers used as they are by the graph's ops, so they keep their names there and
+            # `export.regraph` can read the gate back (an indexed or squared one is folded away).
+            self.register_buffer("gate_rate", torch.tensor(cfg.content_gate**-2))
+            self.register_buffer("gate_neutral", torch.tensor(cfg.gate_neutral))
 
     # -- fitting the fixed statistics (from real training tiles) -------------------------
 
@@ -122,6 +141,9 @@ class ForensicDetector(nn.Module):
         logit = self.mlp(z)[:, 0]
         if self.cfg.one_class:
             logit = logit + F.softplus(self.oc_weight) * (self.one_class(z) - self.oc_shift)
+        if self.cfg.content_gate > 0:
+            weight = content_weight(feats, self.gate_rate)
+            logit = self.gate_neutral + weight * (logit - self.gate_neutral)
         return logit
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
