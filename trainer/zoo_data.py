@@ -7,7 +7,8 @@ exactly what the exported graph computes in scan):
 
     RUN/zoo/train/FAMILY.npz   matched pairs: each training photo colorized by `per_photo`
                                families drawn for it, real and fake through the same random
-                               degradation (resize, blur, JPEG 4:2:0 or 4:4:4)
+                               degradation (product-shot canvas, resize, blur, JPEG 4:2:0
+                               or 4:4:4)
     RUN/zoo/val/real.npz       every validation photo: clean, "q75" (JPEG q75 after a 0.5x
                                resize) and "420" (re-encoded with 4:2:0 chroma, q90)
     RUN/zoo/train/real.npz     every training photo in the same three variants: scored out of
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from imgcheck.atomic import atomic_open
 from imgcheck.trainer.data import item_rng, load_rgb, to_image, to_tensor
@@ -42,6 +43,11 @@ from imgcheck.trainer.zoo import ZooColorizer
 from imgcheck.view import ViewSpec, make_views
 
 VAL_VARIANTS = ("clean", "q75", "420")
+# Share of training pairs composed as a product shot: the photo pasted, at 0.3-0.8 of the
+# canvas side, onto a flat white, black or grey background. Catalog photos are often that, and
+# the seams and flat margins are nothing the head had seen: with the photo at 0.35 of the side
+# on white, the detector of run v16 flagged 27 % of real validation photos.
+CANVAS_SHARE = 0.15
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,9 @@ class Degrade:
     blur: float = 0.0
     quality: int = 0  # 0 = no re-encode
     subsampling: int = 0  # PIL: 0 = 4:4:4, 2 = 4:2:0
+    canvas: float = 0.0  # photo side / canvas side; 0 = not on a canvas
+    background: int = 255  # the canvas's grey level
+    oval: bool = False  # pasted through a soft oval mask (a cut-out) instead of as a rectangle
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Degrade:
@@ -60,9 +69,18 @@ class Degrade:
         r = rng.random()
         quality = int(rng.integers(60, 101)) if r < 0.8 else 0
         subsampling = 2 if r < 0.55 else 0
-        return cls(scale, blur, quality, subsampling)
+        # Drawn after the others, so those stay what they were for the same rng.
+        canvas, background, oval = 0.0, 255, False
+        if rng.random() < CANVAS_SHARE:
+            canvas = float(rng.uniform(0.3, 0.8))
+            g = rng.random()
+            background = 255 if g < 0.6 else 0 if g < 0.75 else int(rng.integers(30, 250))
+            oval = bool(rng.random() < 0.5)
+        return cls(scale, blur, quality, subsampling, canvas, background, oval)
 
     def apply(self, image: Image.Image) -> Image.Image:
+        if self.canvas:
+            image = on_canvas(image, self.canvas, self.background, self.oval)
         if self.scale != 1.0:
             w, h = image.size
             size = (max(32, round(w * self.scale)), max(32, round(h * self.scale)))
@@ -74,6 +92,20 @@ class Degrade:
             image.save(buf, "JPEG", quality=self.quality, subsampling=self.subsampling)
             image = Image.open(BytesIO(buf.getvalue())).convert("RGB")
         return image
+
+
+def on_canvas(image: Image.Image, side: float, background: int, oval: bool) -> Image.Image:
+    """`image` centred on a flat canvas `1 / side` times its size: a catalog product shot."""
+    w, h = image.size
+    canvas = Image.new("RGB", (round(w / side), round(h / side)), (background,) * 3)
+    box = ((canvas.width - w) // 2, (canvas.height - h) // 2)
+    if not oval:
+        canvas.paste(image, box)
+        return canvas
+    mask = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(mask).ellipse((0, 0, w - 1, h - 1), fill=255)
+    canvas.paste(image, box, mask.filter(ImageFilter.GaussianBlur(1.5)))
+    return canvas
 
 
 VAL_DEGRADE = {
