@@ -29,6 +29,7 @@ from imgcheck.export.api import Say, _quiet
 from imgcheck.export.errors import ExportError
 
 SCORE_BOUND = 1e-4  # most a score may move between the shipped graph and the re-traced one
+LEGACY_PARITY_BOUND = 1e-2  # the read-back check of a shipped graph (see `regraph_models`)
 _HEAD = "discriminator."
 _REQUIRED = ("mu", "sigma", "keep", "oc_mean", "oc_prec", "oc_shift", "mlp.0.weight")
 
@@ -201,7 +202,10 @@ def regraph_models(
     view = ViewSpec.from_dict(entry["view"])
     threshold = float(entry["threshold"])
     shapes = detector_shapes(view.crop, int(det.min_size))
-    verify_detector(det, old, shapes, bound=det.parity_bound)  # the head is the shipped one
+    # The head is the shipped one. Graphs exported before round 2, stop 19 lost the features'
+    # tiny eps (`forensics._plus_tiny`): up to 3.4e-3 off torch on near-noise-free images and
+    # far off on flat tiles, so the read-back is checked at that looser bound, flat tiles aside.
+    verify_detector(det, old, shapes, bound=LEGACY_PARITY_BOUND, flat=False)
     say("tracing it through this version's feature graph")
     new = export_detector(det, threshold, entry["view"], view.crop, opset)
     parity = verify_detector(det, new, shapes, bound=det.parity_bound)

@@ -141,3 +141,24 @@ def test_cli_regraph_keeps_the_head_and_the_calibration(
     assert float(np.abs(before - after).max()) <= 1e-6
     again = runner.invoke(app, ["export", str(models), "--regraph", "--out", str(out)])
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_the_export_check_scores_flat_tiles_and_catches_a_lost_eps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exporter's optimiser drops an added constant within 1e-8 of zero; the features
+    add such eps only through `_plus_tiny`. Written as a plain `+ eps`, the graph disagrees
+    with torch on flat tiles alone, and the verifier's flat case is what sees it."""
+    import imgcheck.trainer.forensics as forensics
+    from imgcheck.export.errors import ParityError
+    from imgcheck.export.verify import detector_shapes, verify_detector
+
+    det = _head()
+    bound = ForensicDetector.parity_bound
+    shapes = detector_shapes(128, ForensicDetector.min_size)[:2]
+    parity = verify_detector(det, export_detector(det, 0.6, VIEW, 128), shapes, bound)
+    assert any(c["case"] == "flat" for c in parity.cases)
+    monkeypatch.setattr(forensics, "_plus_tiny", lambda x, eps: (x + eps) / eps)
+    lost = export_detector(det, 0.6, VIEW, 128)
+    with pytest.raises(ParityError, match="flat"):
+        verify_detector(det, lost, shapes, bound)

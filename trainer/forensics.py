@@ -104,6 +104,16 @@ def _log(x: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.log(x + eps)
 
 
+def _plus_tiny(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """(x + eps) / eps, written as x / eps + 1: the way to add an eps of 1e-8 or less.
+
+    The ONNX export's optimiser takes an added constant within 1e-8 of zero for zero (numpy's
+    allclose tolerance) and drops it. The graph then computed 0/0 on flat tiles where training
+    saw 0/eps (`edge_coupling` read 0 instead of -13.8, and was 1,000x off at scale 8 on a
+    near-white tile: measured in round 2, stop 19), so the callers scale back by eps instead."""
+    return x * (1.0 / eps) + 1.0
+
+
 def _hp(x: torch.Tensor) -> torch.Tensor:
     """High-pass: the map minus its 3x3 mean (valid windows only)."""
     return crop_border(x, 1) - box_valid(x, 1)
@@ -136,8 +146,8 @@ def _scale_features(L: torch.Tensor, ab: torch.Tensor) -> list[torch.Tensor]:
     # A camera's chroma edges are as sharp as the luminance edges they sit on; chroma stretched
     # from a working size is blurred across them. Energy-weighted by |dL|^2, per axis.
     ey, ex = gy_l * gy_l, gx_l * gx_l
-    coupling = (_mean(ey * gy_ab * gy_ab) + _mean(ex * gx_ab * gx_ab)) / (
-        _mean(ey * ey) + _mean(ex * ex) + 1e-10
+    coupling = ((_mean(ey * gy_ab * gy_ab) + _mean(ex * gx_ab * gx_ab)) * 1e10) / _plus_tiny(
+        _mean(ey * ey) + _mean(ex * ex), 1e-10
     )
     return [
         _log(r, 1e-7),
@@ -173,7 +183,8 @@ def _edge_align(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 def _corr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Fisher-z of the correlation of two (N,1,h,w) zero-mean-ish maps, clipped to finite."""
     num = (x * y).mean(dim=(-1, -2, -3))
-    den = torch.sqrt((x * x).mean(dim=(-1, -2, -3)) * (y * y).mean(dim=(-1, -2, -3)) + 1e-10)
+    power = (x * x).mean(dim=(-1, -2, -3)) * (y * y).mean(dim=(-1, -2, -3))
+    den = 1e-5 * torch.sqrt(_plus_tiny(power, 1e-10))  # sqrt(power + 1e-10)
     c = (num / den).clamp(-0.999, 0.999)
     return 0.5 * torch.log((1 + c) / (1 - c))
 
@@ -193,12 +204,12 @@ def tile_features(rgb: torch.Tensor) -> torch.Tensor:
     rgb_c = centre(rgb)
     r, g, b = _hp(rgb_c[:, :1]), _hp(rgb_c[:, 1:2]), _hp(rgb_c[:, 2:])
     feats += [_corr(r, g), _corr(g, b), _corr(r, b)]
-    chroma = torch.sqrt((ab * ab).sum(1, keepdim=True) + 1e-8)
+    chroma = 1e-4 * torch.sqrt(_plus_tiny((ab * ab).sum(1, keepdim=True), 1e-8))  # sqrt(. + 1e-8)
     c_mean = chroma.mean(dim=(-1, -2, -3))
     dev = chroma - c_mean[:, None, None, None]
     c_std = torch.sqrt((dev * dev).mean(dim=(-1, -2, -3)))
     # Circular spread of hue, weighted by chroma: 0 = one hue everywhere, 1 = all hues.
-    resultant = torch.sqrt((ab.mean(dim=(-1, -2)) ** 2).sum(-1) + 1e-10)
+    resultant = 1e-5 * torch.sqrt(_plus_tiny((ab.mean(dim=(-1, -2)) ** 2).sum(-1), 1e-10))
     hue_spread = 1.0 - resultant / (c_mean + 1e-4)
     # Chroma-weighted second harmonic of hue, mean(c cos 2h), mean(c sin 2h), over c_mean:
     # camera colour clusters along the warm-cool axis (skin, foliage, sky), a hue-rotated or
