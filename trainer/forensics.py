@@ -73,8 +73,10 @@ FEATURES: tuple[str, ...] = (
 )
 # A tile with neither luminance texture nor colour (a white or black product background, a
 # blown-out sky) holds no evidence either way, yet its features sit at extremes the head never
-# saw on real tiles (a pure white tile scored 0.738 alone, above the threshold). The head gates
-# such tiles toward a neutral logit (`detector_head`), by this weight: 1 - exp(-(h / s)^2) with
+# saw on real tiles, so it scores whatever the head extrapolates to: run v16's head gave a white
+# tile 0.27 in torch ("real", so a small colorized product on a wide margin was never caught)
+# and 0.74 in its graph (which had lost eps, see `_plus_tiny`). The head gates such tiles toward
+# a neutral logit (`detector_head`), by this weight: 1 - exp(-(h / s)^2) with
 # h = hypot(l_std, chroma_mean) in L/100 units and s = CONTENT_SCALE. Over 60 real photos'
 # 1,500 view tiles h had its 1st percentile at 0.063, where the weight is 1.0000: real content is
 # never gated; a flat white JPEG tile (h < 0.005) gets < 0.06.
