@@ -1,4 +1,4 @@
-"""Synthetic test images (numpy + pillow only): uniform noise and "real-looking" photos.
+"""Synthetic test images (numpy + pillow only): uniform noise, flat colours and "real-looking" photos.
 
 Parity checks and benchmarks need images without a dataset. Uniform noise stresses the colour
 math over the whole RGB cube; the "natural" images have what photos have and noise lacks:
@@ -15,6 +15,21 @@ from PIL import Image, ImageDraw, ImageFilter
 def noise_images(rng: np.random.Generator, n: int, height: int, width: int) -> np.ndarray:
     """(n, H, W, 3) uint8, every value uniform in [0, 255]."""
     return rng.integers(0, 256, size=(n, height, width, 3), dtype=np.uint8)
+
+
+def flat_images(rng: np.random.Generator, n: int, height: int, width: int) -> np.ndarray:
+    """(n, H, W, 3) uint8: flat colours (white, black, grey, random) and, every other image,
+    the same with +-1 level of noise: the margins of product shots, where 0/0 in a feature
+    shows up first."""
+    levels = [(255, 255, 255), (0, 0, 0), (128, 128, 128)]
+    out = np.empty((n, height, width, 3), np.uint8)
+    for i in range(n):
+        colour = levels[(i // 2) % 3] if i < 6 else tuple(rng.integers(0, 256, 3))
+        img = np.broadcast_to(np.array(colour, np.int16), (height, width, 3))
+        if i % 2:
+            img = img + rng.integers(-1, 2, (height, width, 3))
+        out[i] = np.clip(img, 0, 255)
+    return out
 
 
 def natural_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

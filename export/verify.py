@@ -38,7 +38,7 @@ import torch
 
 from imgcheck.export.errors import ParityError
 from imgcheck.export.graphs import ColorizerGraph, DetectorGraph
-from imgcheck.export.samples import natural_images, noise_images, to_grey
+from imgcheck.export.samples import flat_images, natural_images, noise_images, to_grey
 from imgcheck.session import Device, create_session
 from imgcheck.trainer.detector_head import ForensicDetector
 
@@ -97,20 +97,6 @@ def _images(
         out.append(("photo", photos))
         if grey:
             out.append(("grey photo", to_grey(photos)))
-    return out
-
-
-def flat_images(rng: np.random.Generator, n: int, height: int, width: int) -> np.ndarray:
-    """(n, H, W, 3) uint8: flat colours (white, black, grey, random) and, every other image,
-    the same with +-1 level of noise."""
-    levels = [(255, 255, 255), (0, 0, 0), (128, 128, 128)]
-    out = np.empty((n, height, width, 3), np.uint8)
-    for i in range(n):
-        colour = levels[(i // 2) % 3] if i < 6 else tuple(rng.integers(0, 256, 3))
-        img = np.broadcast_to(np.array(colour, np.int16), (height, width, 3))
-        if i % 2:
-            img = img + rng.integers(-1, 2, (height, width, 3))
-        out[i] = np.clip(img, 0, 255)
     return out
 
 

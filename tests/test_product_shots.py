@@ -16,9 +16,10 @@ from PIL import Image
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the cpu extra)")
 
-from imgcheck.models import DEFAULT_DIR, MANIFEST
+from imgcheck.models import DEFAULT_DIR, MANIFEST, resolve
 from imgcheck.results import Verdict
 from imgcheck.scanning import scan
+from imgcheck.trainer.canvas import on_canvas  # Pillow only: no torch
 
 CATALOG = Path(__file__).resolve().parents[1] / "examples" / "catalog"
 SHIPPED = (DEFAULT_DIR / MANIFEST).is_file()
@@ -27,10 +28,7 @@ REAL = ["real-01.jpg", "real-02.jpg", "real-06.jpg", "real-08.jpg"]
 
 
 def _on_canvas(src: Path, dst: Path, side: float) -> Path:
-    im = Image.open(src).convert("RGB")
-    canvas = Image.new("RGB", (round(im.width / side), round(im.height / side)), (255,) * 3)
-    canvas.paste(im, ((canvas.width - im.width) // 2, (canvas.height - im.height) // 2))
-    canvas.save(dst)
+    on_canvas(Image.open(src).convert("RGB"), side, 255, oval=False).save(dst)
     return dst
 
 
@@ -57,15 +55,9 @@ def test_white_tiles_score_the_neutral_value_and_photo_tiles_their_own(tmp_path:
     assert len(white_scores) >= 4
     # Every all-white tile gets the same, neutral score: below the threshold ...
     assert np.ptp(white_scores) < 0.02
-    assert white_scores.max() < row_threshold()
+    assert white_scores.max() < resolve("detector").threshold
     # ... and a logit of the gate's neutral value (0.34 when it was shipped) within 0.05.
     logit = math.log(white_scores.mean() / (1 - white_scores.mean()))
     assert abs(logit - 0.34) < 0.05
     # The photo itself stays a real photo on or off the canvas.
     assert alone.verdict is Verdict.REAL and row.verdict is Verdict.REAL
-
-
-def row_threshold() -> float:
-    import json
-
-    return float(json.loads((DEFAULT_DIR / MANIFEST).read_text())["detector"]["threshold"])

@@ -10,7 +10,8 @@ torch = pytest.importorskip(
     "torch", reason="torch is not installed (the train extra)", exc_type=ModuleNotFoundError
 )
 
-from imgcheck.trainer.zoo_data import CANVAS_SHARE, Degrade, on_canvas  # noqa: E402
+from imgcheck.trainer.canvas import on_canvas  # noqa: E402
+from imgcheck.trainer.zoo_data import CANVAS_SHARE, Degrade  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

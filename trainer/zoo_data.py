@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
 from imgcheck.atomic import atomic_open
+from imgcheck.trainer.canvas import on_canvas
 from imgcheck.trainer.data import item_rng, load_rgb, to_image, to_tensor
 from imgcheck.trainer.forensics import FEATURES, tile_features
 from imgcheck.trainer.zoo import ZooColorizer
@@ -93,20 +94,6 @@ class Degrade:
             image.save(buf, "JPEG", quality=self.quality, subsampling=self.subsampling)
             image = Image.open(BytesIO(buf.getvalue())).convert("RGB")
         return image
-
-
-def on_canvas(image: Image.Image, side: float, background: int, oval: bool) -> Image.Image:
-    """`image` centred on a flat canvas `1 / side` times its size: a catalog product shot."""
-    w, h = image.size
-    canvas = Image.new("RGB", (round(w / side), round(h / side)), (background,) * 3)
-    box = ((canvas.width - w) // 2, (canvas.height - h) // 2)
-    if not oval:
-        canvas.paste(image, box)
-        return canvas
-    mask = Image.new("L", (w, h), 0)
-    ImageDraw.Draw(mask).ellipse((0, 0, w - 1, h - 1), fill=255)
-    canvas.paste(image, box, mask.filter(ImageFilter.GaussianBlur(1.5)))
-    return canvas
 
 
 VAL_DEGRADE = {
