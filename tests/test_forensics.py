@@ -73,3 +73,20 @@ def test_a_tile_without_gradients_reads_a_neutral_alignment_not_an_extreme() -> 
     grey = torch.full((1, 3, 128, 128), 0.5)
     for tile in (white, grey):
         assert all(v == pytest.approx(ALIGN_NEUTRAL, abs=1e-6) for v in _align(tile).values())
+
+
+def test_chroma_stretched_from_half_size_loses_its_finest_band(luminance: torch.Tensor) -> None:
+    # Chroma predicted at a working size and upsampled has no energy at 1 px; camera chroma
+    # (here noise-like) has. The evidence oracle_lowres is caught by sits at scale 1.
+    rng = np.random.default_rng(5)
+    ab = torch.from_numpy(rng.normal(0.0, 12.0, (1, 2, 128, 128)).astype(np.float32))
+    stretched = torch.nn.functional.interpolate(
+        torch.nn.functional.avg_pool2d(ab, 2), scale_factor=2, mode="bilinear"
+    )
+    sharp, soft = (
+        tile_features(_rgb(luminance, ab))[0],
+        tile_features(_rgb(luminance, stretched))[0],
+    )
+    for name in ("hf_ab@1", "hf_ratio@1"):
+        i = FEATURES.index(name)
+        assert float(soft[i]) < float(sharp[i]) - 1.0, (name, float(sharp[i]), float(soft[i]))

@@ -173,6 +173,7 @@ def _save(rows: list[tuple[int, int, str, np.ndarray]], path: Path) -> None:
             photo=np.array([r[0] for r in rows], dtype=np.int32),
             label=np.array([r[1] for r in rows], dtype=np.int8),
             variant=np.array([r[2] for r in rows]),
+            names=np.array(FEATURES),
         )
 
 
@@ -181,8 +182,27 @@ def family_names(zoo_dir: Path, split: str) -> list[str]:
 
 
 def load_split(zoo_dir: Path, split: str, name: str) -> dict[str, np.ndarray]:
-    with np.load(zoo_dir / split / f"{name}.npz") as data:
-        return {k: data[k] for k in data.files}
+    """One stored zoo file, its `feats` columns in this imgcheck's `FEATURES` order.
+
+    The file names its columns, so a zoo computed with more features (a superset) trains a
+    head on this version's without recomputing the fakes; a zoo that lacks one is an error
+    (recompute it) instead of silently misread columns."""
+    path = zoo_dir / split / f"{name}.npz"
+    with np.load(path) as data:
+        out = {k: data[k] for k in data.files if k != "names"}
+        names = [str(n) for n in data["names"]] if "names" in data.files else None
+    width = out["feats"].shape[1]
+    if names is None and width == len(FEATURES):
+        return out  # written before the files named their columns, by this feature set
+    missing = [f for f in FEATURES if f not in (names or [])]
+    if missing:
+        raise ValueError(
+            f"{path}: its {width} feature columns are not this imgcheck's {len(FEATURES)} "
+            f"(missing {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}): "
+            "recompute the zoo (detector_stage --zoo-only after removing RUN/zoo)"
+        )
+    out["feats"] = out["feats"][:, [names.index(f) for f in FEATURES]]
+    return out
 
 
 def assign_families(n: int, names: list[str], per_photo: int, seed: int) -> dict[str, list[int]]:
