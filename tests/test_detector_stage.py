@@ -164,7 +164,9 @@ def test_conformal_threshold_holds_the_rate_on_new_photos() -> None:
     new_conformal = np.mean([1 - conformal_threshold(s, 0.01) for s in sets])
     new_in_sample = np.mean([1 - threshold_for_fpr(s, 0.01) for s in sets])
     assert new_in_sample > 0.0125  # (k+1)/(n+1) = 2/154: the old rule, 1 % only in-sample
-    assert new_conformal <= 0.01 and new_conformal == pytest.approx(expected_fpr(153, 0.01), abs=1e-3)
+    assert new_conformal <= 0.01 and new_conformal == pytest.approx(
+        expected_fpr(153, 0.01), abs=1e-3
+    )
     big = rng.uniform(size=(2000, 736))
     assert np.mean([1 - conformal_threshold(s, 0.01) for s in big]) <= 0.01
     assert expected_fpr(736, 0.01) == pytest.approx(7 / 737)
@@ -222,3 +224,76 @@ def test_cascade_calibration_bounds_the_auc_change(monkeypatch: pytest.MonkeyPat
     assert bounded[0][1] < loose[0][1]
     m = cascade.summary(cascade.measure(groups, bounded, threshold, how))
     assert m["max_auc_change"] <= 0.004 and m["worst_kept"] == 1.0
+
+
+def test_lofo_spread_is_the_lofo_table_at_each_seed(run: Path) -> None:
+    from imgcheck.trainer.detector_head import ForensicConfig
+    from imgcheck.trainer.lofo import ZooData, run_lofo
+    from imgcheck.trainer.lofo_spread import lofo_spread, spread_markdown
+
+    data = ZooData.load(run / "zoo")
+    configs = {"full": ForensicConfig()}
+    seeds = (0, 3)
+    spread = lofo_spread(data, configs, seeds, steps=20, say=lambda *_: None)
+    for i, seed in enumerate(seeds):  # the seed reaches the heads: each column is that table
+        table = run_lofo(data, configs, steps=20, say=lambda *_: None, seed=seed)
+        for fam in data.families:
+            assert spread["full"][fam][i] == table["full"][fam]["auc_clean"]
+    md = spread_markdown(spread).splitlines()
+    assert len(md) == 2 + len(data.families) + 2 and md[-1].startswith("| **min** |")
+
+
+def test_lofo_spread_refuses_unknown_features_and_a_run_without_zoo(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from imgcheck.trainer.lofo_spread import main
+
+    assert main(["--run", str(run), "--without", "no_such@1"]) == 2
+    assert "unknown features ['no_such@1']" in capsys.readouterr().err
+    assert main(["--run", str(tmp_path)]) == 2
+    assert "zoo not found" in capsys.readouterr().err
+
+
+def test_recascade_reads_the_head_back_and_rewrites_only_the_cascade(
+    run: Path, tmp_path: Path
+) -> None:
+    """The shipped head read back from its graph calibrates the cascade the stage calibrated;
+    other stages change the copy's manifest and nothing else, models and run untouched."""
+    pytest.importorskip(
+        "onnx", reason="onnx is not installed (the test extra)", exc_type=ModuleNotFoundError
+    )
+    from imgcheck.export.api import export_run
+    from imgcheck.export.errors import ExportError
+    from imgcheck.trainer.cascade import STAGES
+    from imgcheck.trainer.recascade import main, recascade
+
+    models = tmp_path / "models"
+    export_run(run, models, variants=False)
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    run_tables = (run / "cascade.json").read_bytes()
+    shipped = json.loads(before["manifest.json"])["detector"]["cascade"]
+    same = recascade(models, run, tmp_path / "same", stages=STAGES, say=lambda _: None)
+    for got, want in zip(same["stages"], shipped["stages"], strict=True):
+        assert got["tiles"] == want["tiles"]
+        assert got["threshold"] == pytest.approx(want["threshold"], abs=1e-5)
+
+    recascade(models, run, tmp_path / "two", stages=(2, 4), say=lambda _: None)
+    copy = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert [s["tiles"] for s in copy["detector"]["cascade"]["stages"]] == [2, 4]
+    assert copy["recascade"]["stages_before"] == shipped["stages"]
+    old = json.loads(before["manifest.json"])
+    assert {k: v for k, v in copy["detector"].items() if k != "cascade"} == {
+        k: v for k, v in old["detector"].items() if k != "cascade"
+    }
+    for name, data in before.items():
+        assert (models / name).read_bytes() == data
+        if name != "manifest.json":
+            assert (tmp_path / "two" / name).read_bytes() == data
+    assert (run / "cascade.json").read_bytes() == run_tables
+    assert (run / "recascade" / "cascade.md").is_file()
+
+    with pytest.raises(ExportError, match="another folder"):
+        recascade(models, run, models, say=lambda _: None)
+    assert (
+        main(["--models", str(models), "--run", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    )

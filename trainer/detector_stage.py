@@ -129,7 +129,7 @@ def run_stage(
         det.eval()
         spec = ViewSpec.from_dict(dict(final["view"]))
         if cascade_only:
-            final["cascade"] = _calibrate_cascade(run_dir, data, det, final["threshold"], spec, say)
+            final["cascade"] = calibrate_cascade(run_dir, data, det, final["threshold"], spec, say)
             save_torch(final, final_path)
             return result
         threshold, info = calibration_info(det, data, cfg.fpr, say=say)
@@ -154,7 +154,7 @@ def run_stage(
     )
     final.pop("cascade", None)  # a cascade belongs to the detector it was calibrated for
     if with_cascade:
-        final["cascade"] = _calibrate_cascade(run_dir, data, det, threshold, spec, say)
+        final["cascade"] = calibrate_cascade(run_dir, data, det, threshold, spec, say)
     final.update(
         detector=det.state_dict(),
         detector_config=det.cfg.to_dict(),
@@ -181,21 +181,22 @@ def run_stage(
     return result
 
 
-def _calibrate_cascade(
+def calibrate_cascade(
     run_dir: Path,
     data: ZooData,
     det: ForensicDetector,
     threshold: float,
     spec: ViewSpec,
     say: Any,
+    stages: tuple[int, ...] = cascade.STAGES,
 ) -> dict[str, Any]:
     """The scan cascade's stages for this detector (final.pt's `cascade`, the manifest's
     `detector.cascade`), with what they keep and cost on validation -> RUN/cascade.json."""
     groups = cascade.val_tiles(det, data)
     how = spec.aggregate
-    stages = cascade.calibrate(groups, threshold, how)
-    measured = cascade.measure(groups, stages, threshold, how)
-    held_out = cascade.split_half(groups, threshold, how)
+    chosen = cascade.calibrate(groups, threshold, how, stages)
+    measured = cascade.measure(groups, chosen, threshold, how)
+    held_out = cascade.split_half(groups, threshold, how, stages)
     info = {
         "keep": cascade.KEEP,
         "margin": cascade.MARGIN,
@@ -208,12 +209,14 @@ def _calibrate_cascade(
     (run_dir / "cascade.md").write_text(table + "\n", encoding="utf-8")
     s = info["summary"]
     say(
-        f"cascade: stop after {stages[0][0]} tiles below {stages[0][1]:.4f}; real photos score "
+        "cascade: "
+        + ", ".join(f"stop after {k} tiles below {t:.4f}" for k, t in chosen)
+        + f"; real photos score "
         f"{s['real_tiles_per_image']:.1f} of {s['real_tiles_without']:.1f} tiles; detections "
         f"kept {s['worst_kept']:.3f} (held-out half {held_out['worst_kept']:.3f})"
     )
     return {
-        "stages": [{"tiles": k, "threshold": t} for k, t in stages],
+        "stages": [{"tiles": k, "threshold": t} for k, t in chosen],
         "detector_threshold": threshold,
         "view": spec.to_dict(),
         "calibrated_on": info,
