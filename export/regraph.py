@@ -161,6 +161,21 @@ def head_from_graph(model: Any) -> Any:
     return det
 
 
+def read_models(models: Path) -> tuple[dict[str, Any], Any]:
+    """A model folder -> its manifest and its detector graph (an onnx.ModelProto), or an
+    ExportError saying it is not one (the tools that rework shipped models start here)."""
+    import onnx
+
+    from imgcheck.models import MANIFEST
+
+    try:
+        manifest = json.loads((models / MANIFEST).read_text(encoding="utf-8"))
+        graph = onnx.load(str(models / manifest["detector"]["file"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ExportError(f"{models} is not an imgcheck model folder: {exc}") from exc
+    return manifest, graph
+
+
 def regraph_models(
     models: Path,
     out: Path,
@@ -189,13 +204,8 @@ def regraph_models(
     if Path(os.path.abspath(out)) == models:
         raise ExportError("--out must be another folder than the models being re-traced")
     out = check_out(out, overwrite=overwrite, opset=opset, calib=calib)
-    try:
-        old_manifest = json.loads((models / MANIFEST).read_text(encoding="utf-8"))
-        entry = old_manifest["detector"]
-        old_path = models / entry["file"]
-        old = onnx.load(str(old_path))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ExportError(f"{models} is not an imgcheck model folder: {exc}") from exc
+    old_manifest, old = read_models(models)
+    entry = old_manifest["detector"]
 
     say("rebuilding the detector head from its graph")
     det = head_from_graph(old)
@@ -266,4 +276,4 @@ def regraph_models(
     return mf.clean(manifest)
 
 
-__all__ = ["SCORE_BOUND", "head_from_graph", "regraph_models", "sample_tiles"]
+__all__ = ["SCORE_BOUND", "head_from_graph", "read_models", "regraph_models", "sample_tiles"]

@@ -164,9 +164,7 @@ def test_conformal_threshold_holds_the_rate_on_new_photos() -> None:
     new_conformal = np.mean([1 - conformal_threshold(s, 0.01) for s in sets])
     new_in_sample = np.mean([1 - threshold_for_fpr(s, 0.01) for s in sets])
     assert new_in_sample > 0.0125  # (k+1)/(n+1) = 2/154: the old rule, 1 % only in-sample
-    assert new_conformal <= 0.01 and new_conformal == pytest.approx(
-        expected_fpr(153, 0.01), abs=1e-3
-    )
+    assert new_conformal <= 0.01 and new_conformal == pytest.approx(expected_fpr(153, 0.01), abs=1e-3)
     big = rng.uniform(size=(2000, 736))
     assert np.mean([1 - conformal_threshold(s, 0.01) for s in big]) <= 0.01
     assert expected_fpr(736, 0.01) == pytest.approx(7 / 737)

@@ -19,21 +19,19 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-import onnx
 import torch
 
 from imgcheck.cascade import problems
 from imgcheck.export import manifest as mf
 from imgcheck.export.api import check_out, staging
 from imgcheck.export.errors import ExportError
-from imgcheck.export.regraph import head_from_graph
+from imgcheck.export.regraph import head_from_graph, read_models
 from imgcheck.export.verify import detector_shapes, verify_detector
 from imgcheck.models import MANIFEST
 from imgcheck.trainer import cascade
@@ -56,12 +54,11 @@ def recascade(
     models = Path(os.path.abspath(models))
     if Path(os.path.abspath(out)) == models:
         raise ExportError("--out must be another folder than the models (they stay as they are)")
+    manifest, graph = read_models(models)
+    entry = manifest["detector"]
     try:
-        manifest = json.loads((models / MANIFEST).read_text(encoding="utf-8"))
-        entry = manifest["detector"]
-        graph = onnx.load(str(models / entry["file"]))
         threshold, view = float(entry["threshold"]), dict(entry["view"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ExportError(f"{models} is not an imgcheck model folder: {exc}") from exc
     final_path = run_dir / "checkpoints" / "final.pt"
     if not (run_dir / "zoo").is_dir() or not final_path.is_file():
