@@ -189,6 +189,14 @@ def scan_command(
         "actors (0: up to 4/5 of the cluster's CPUs, or one per GPU with --device cuda).",
     ),
     max_pixels: int = max_pixels_option(),
+    min_side: int = typer.Option(
+        0,
+        "--min-side",
+        min=0,
+        help="Report images with a side shorter than this as too_small instead of scoring them "
+        "(0: the detector's tile, 128 px; real thumbnails score high once upscaled).",
+        show_default=False,
+    ),
     fail_on_error: bool = typer.Option(
         False,
         "--fail-on-error/--no-fail-on-error",
@@ -483,6 +491,7 @@ def _open_journal(opts: ScanOptions, fmt: str, scanner: object, model_info: dict
         "threshold": scanner.threshold,  # type: ignore[attr-defined]
         "view": scanner.spec.to_dict(),  # type: ignore[attr-defined]
         "max_pixels": opts.max_pixels,
+        "min_side": opts.min_side,
         "thumbnails": fmt == "html",
     }
     try:

@@ -62,6 +62,7 @@ KEYS: tuple[Key, ...] = (
     Key("variant", "variant", "choice", "fp32", VARIANT_CHOICES),
     Key("cascade", "cascade", "bool", True),
     Key("max-pixels", "max_pixels", "int", 0),
+    Key("min-side", "min_side", "int", 0),
     Key("fail-on-error", "fail_on_error", "bool", False),
     Key("fail-on-empty", "fail_on_empty", "bool", False),
     Key("baseline", "baseline", "path", None),

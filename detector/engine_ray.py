@@ -92,7 +92,12 @@ _BUDGET: Any = None  # one decode memory budget per worker process
 
 
 def _decode_block(
-    batch: Any, *, spec: dict[str, Any], max_pixels: int | None, thumbnails: bool
+    batch: Any,
+    *,
+    spec: dict[str, Any],
+    max_pixels: int | None,
+    thumbnails: bool,
+    min_side: int | None = None,
 ) -> Any:
     """Paths -> prepared rows (the local engine's `scanning.prepare`), crops as bytes."""
     global _BUDGET
@@ -115,7 +120,12 @@ def _decode_block(
     results, crops, shapes = [], [], []
     for path in paths:
         prep = prepare(
-            InputItem(path), view, max_pixels=max_pixels, budget=_BUDGET, thumbnails=thumbnails
+            InputItem(path),
+            view,
+            max_pixels=max_pixels,
+            budget=_BUDGET,
+            thumbnails=thumbnails,
+            min_side=min_side,
         )
         prep.result.boxes = list(prep.boxes)
         results.append(prep.result)
@@ -429,6 +439,7 @@ class RayEngine:
                 "spec": self.spec.to_dict(),
                 "max_pixels": self.max_pixels,
                 "thumbnails": self.thumbnails,
+                "min_side": self.local.min_side,
             },
         )
         ds = ds.map_batches(

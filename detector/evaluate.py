@@ -40,9 +40,15 @@ class ClassCounts:
     ok: int = 0  # scored: these enter the metrics
     grayscale: int = 0
     error: int = 0
+    too_small: int = 0  # below the scan's min side: not scored, like grayscale
 
     def to_dict(self) -> dict[str, int]:
-        return {"ok": self.ok, "grayscale": self.grayscale, "error": self.error}
+        return {
+            "ok": self.ok,
+            "grayscale": self.grayscale,
+            "too_small": self.too_small,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -108,6 +114,8 @@ def score_folders(
                 scores.append(float(result.score))
             elif result.status is Status.GRAYSCALE:
                 count.grayscale += 1
+            elif result.status is Status.TOO_SMALL:
+                count.too_small += 1
             else:
                 count.error += 1
                 if len(errors) < MAX_ERRORS_LISTED:

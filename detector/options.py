@@ -59,6 +59,7 @@ class ScanOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
     workers: int = 0  # 0: default_workers("scan")
     max_pixels: int = 0  # 0: Pillow's limit (cli_common.pixel_limit)
+    min_side: int = 0  # 0: the detector's tile (scanning.Scanner.min_side)
     view: str | None = None  # measurement only: override the model's view
     fail_on_error: bool = False
     fail_on_empty: bool = False

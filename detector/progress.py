@@ -103,6 +103,11 @@ def summary_line(summary: Summary) -> str:
         + (f" ({summary.accepted} accepted by the baseline)" if summary.accepted else ""),
         f"{verdict.get(Verdict.REAL.value, 0)} real",
         f"{status.get(Status.GRAYSCALE.value, 0)} grayscale (n/a)",
+        *(
+            [f"{status[Status.TOO_SMALL.value]} too small (n/a)"]
+            if status.get(Status.TOO_SMALL.value)
+            else []
+        ),
         f"{status.get(Status.ERROR.value, 0)} errors",
     ]
     threshold = "" if summary.threshold is None else f", threshold {summary.threshold:.3f}"

@@ -18,12 +18,15 @@ class Status(str, Enum):
         "grayscale"  # not applicable: a grayscale image is neither real colour nor colorized
     )
     ERROR = "error"
+    # Not applicable: fewer pixels than the detector's tile on a side (`scanning.min_side`), so
+    # any score would come from an upscaled image, and real thumbnails score high there.
+    TOO_SMALL = "too_small"
 
 
 class Verdict(str, Enum):
     COLORIZED = "colorized"
     REAL = "real"
-    NOT_APPLICABLE = "n/a"  # grayscale or error rows
+    NOT_APPLICABLE = "n/a"  # grayscale, too-small or error rows
 
 
 CSV_COLUMNS = (

@@ -27,6 +27,7 @@ from imgcheck import ignore
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
 
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_model_folder(tmp_path_factory.mktemp("model") / "m")
@@ -369,7 +370,7 @@ def test_json_and_jsonl_name_the_model_without_a_path(tmp_path: Path, model_dir:
     assert doc["schema_version"] == 1
     assert doc["model"]["name"] == "detector.onnx" and len(doc["model"]["sha256"]) == 64
     assert str(model_dir) not in json.dumps(doc["model"])
-    assert set(doc["summary"]["by_status"]) == {"ok", "grayscale", "error"}
+    assert set(doc["summary"]["by_status"]) == {"ok", "grayscale", "too_small", "error"}
     line = json.loads(invoke([str(tmp_path), "-f", "jsonl"], model_dir).stdout.splitlines()[0])
     assert line["schema_version"] == 1
 
@@ -451,3 +452,21 @@ def test_pre_commit_hook_and_action_definitions() -> None:
     assert any("upload-sarif" in s.get("uses", "") for s in steps)
     # Inputs never pasted into scripts (injection): they arrive through env.
     assert "${{ inputs." not in scripts
+
+
+def test_too_small_images_do_not_fail_the_gate_and_min_side_is_configurable(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder whose only colourful image is a 40-px thumbnail passes (it is not judged) and
+    says so; `--min-side` or `min-side` in pyproject.toml brings it back under the detector."""
+    Image.fromarray(colourful(40, 40)).save(tmp_path / "thumb.png")
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["."], model_dir)
+    assert result.exit_code == 0
+    (row,) = rows(result.stdout)
+    assert (row["status"], row["verdict"], row["score"]) == ("too_small", "n/a", "")
+    assert "1 too small (n/a)" in result.stderr
+    assert invoke([".", "--min-side", "8"], model_dir).exit_code == 1
+    (tmp_path / "pyproject.toml").write_text("[tool.imgcheck]\nmin-side = 8\n")
+    again = invoke(["."], model_dir)
+    assert again.exit_code == 1 and rows(again.stdout)[0]["status"] == "ok"

@@ -167,9 +167,10 @@ def _hostile_folder(folder: Path) -> dict[str, str]:
     folder.mkdir()
     expect: dict[str, str] = {}
 
-    def colour(name: str, fmt: str | None = None, size: tuple[int, int] = (64, 48)) -> None:
+    def colour(name: str, fmt: str | None = None, size: tuple[int, int] = (96, 80)) -> None:
         Image.fromarray(colourful(*size)).save(folder / name, fmt)
-        expect[name] = "ok"
+        # Below the test detector's 64-px tile on a side: a too_small row, not a score.
+        expect[name] = "ok" if min(size) >= 64 else "too_small"
 
     (folder / "zero.jpg").write_bytes(b"")
     buf = io.BytesIO()
@@ -178,22 +179,22 @@ def _hostile_folder(folder: Path) -> dict[str, str]:
     (folder / "text.jpg").write_text("just text\n")
     (folder / "bomb.png").write_bytes(_png_header_only(40_000, 40_000))
     expect |= dict.fromkeys(["zero.jpg", "truncated.jpg", "text.jpg", "bomb.png"], "error")
-    Image.new("CMYK", (40, 40), (0, 255, 255, 0)).save(folder / "cmyk.jpg")
+    Image.new("CMYK", (80, 80), (0, 255, 255, 0)).save(folder / "cmyk.jpg")
     expect["cmyk.jpg"] = "ok"
     Image.fromarray(np.full((20, 30), 40000, np.uint16)).save(folder / "deep16.png")
     expect["deep16.png"] = "grayscale"
-    pal = Image.new("P", (32, 32), 0)
+    pal = Image.new("P", (64, 64), 0)
     pal.putpalette([255, 0, 0, 0, 200, 0] + [0] * 762)
-    pal.paste(1, (0, 0, 16, 32))
+    pal.paste(1, (0, 0, 32, 64))
     pal.save(folder / "palette.png", transparency=0)
     expect["palette.png"] = "ok"
-    frames = [Image.fromarray(colourful(32, 32, seed=s)) for s in range(3)]
+    frames = [Image.fromarray(colourful(64, 64, seed=s)) for s in range(3)]
     for name in ("anim.gif", "anim.webp"):
         frames[0].save(folder / name, save_all=True, append_images=frames[1:], duration=40)
         expect[name] = "ok"
     exif = Image.Exif()
     exif[0x0112] = 6
-    Image.fromarray(colourful(80, 40)).save(folder / "rotated.jpg", exif=exif.tobytes())
+    Image.fromarray(colourful(160, 80)).save(folder / "rotated.jpg", exif=exif.tobytes())
     expect["rotated.jpg"] = "ok"
     colour("one.png", size=(1, 1))
     colour("wide.png", size=(10_000, 10))
@@ -228,7 +229,10 @@ def test_hostile_inputs_each_get_a_row(
     got = {r["path"].removeprefix("./"): r for r in rows(result.stdout)}
     assert {k: got[k]["status"] for k in expect if k in got} == expect
     assert len(got) == len(expect)
-    assert (got["rotated.jpg"]["width"], got["rotated.jpg"]["height"]) == ("40", "80")
+    assert (got["rotated.jpg"]["width"], got["rotated.jpg"]["height"]) == ("80", "160")
+    assert got["one.png"]["verdict"] == "n/a" and got["one.png"]["error"].startswith(
+        "too small to judge: 1x1 px"
+    )
     assert got["bomb.png"]["error"].startswith("image too large")
     assert got["dangling.jpg"]["error"] == "broken symlink"
     assert got["anim.gif"]["format"] == "GIF" and got["cmyk.jpg"]["verdict"] == "colorized"

@@ -210,7 +210,7 @@ def test_resume_after_the_driver_is_killed(
     images = tmp_path / "many"
     images.mkdir()
     for i in range(40):
-        Image.fromarray(colourful(64 + i, 48, seed=i)).save(images / f"img_{i:02d}.png")
+        Image.fromarray(colourful(64 + i, 64, seed=i)).save(images / f"img_{i:02d}.png")
     (images / "bad.jpg").write_bytes(b"junk")
     total = 41
     want = csv_rows(invoke([str(images), "-f", "csv"], model_dir).stdout)

@@ -76,8 +76,8 @@ def test_evaluate_api_matches_scan_and_counts_exclusions(dataset) -> None:
     assert result.metrics["acc_fake"] == pytest.approx(3 / 4)
     assert result.metrics["hter"] == pytest.approx(0.25)
     assert result.threshold == 0.5
-    assert result.counts["real"].to_dict() == {"ok": 4, "grayscale": 1, "error": 1}
-    assert result.counts["fake"].to_dict() == {"ok": 4, "grayscale": 0, "error": 0}
+    assert result.counts["real"].to_dict() == {"ok": 4, "grayscale": 1, "too_small": 0, "error": 1}
+    assert result.counts["fake"].to_dict() == {"ok": 4, "grayscale": 0, "too_small": 0, "error": 0}
     assert [e["path"].endswith("broken.jpg") for e in result.errors] == [True]
 
 
@@ -94,7 +94,7 @@ def test_cli_json_output_and_threshold_override(dataset) -> None:
     assert data["metrics"]["acc_real"] == 0.0 and data["metrics"]["acc_fake"] == 1.0
     assert data["metrics"]["hter"] == 0.5
     assert data["metrics"]["auc"] == pytest.approx(_reference(dataset, 0.001)["auc"])
-    assert data["counts"]["real"] == {"ok": 4, "grayscale": 1, "error": 1}
+    assert data["counts"]["real"] == {"ok": 4, "grayscale": 1, "too_small": 0, "error": 1}
     assert set(data) >= {"metrics", "counts", "threshold", "model", "provider", "errors"}
     assert "unreadable" in res.stderr
 
@@ -116,7 +116,12 @@ def test_globs_are_accepted(dataset) -> None:
                "--model", str(dataset["model"]), "-f", "json")  # fmt: skip
     assert res.exit_code == 0, res.output
     # The glob leaves out the grey and the broken file of the real folder.
-    assert json.loads(res.stdout)["counts"]["real"] == {"ok": 4, "grayscale": 0, "error": 0}
+    assert json.loads(res.stdout)["counts"]["real"] == {
+        "ok": 4,
+        "grayscale": 0,
+        "too_small": 0,
+        "error": 0,
+    }
     res = _run("--real", str(dataset["real"] / "x*.png"), "--fake", str(dataset["fake"]))
     assert res.exit_code == 2 and "not found" in res.stderr
 

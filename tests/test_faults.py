@@ -318,7 +318,7 @@ def test_sniffing_an_extensionless_fifo_does_not_block(tmp_path: Path) -> None:
 def test_file_deleted_after_the_walk_is_an_error_row(tmp_path: Path, scanner) -> None:
     from imgcheck.inputs import InputItem
 
-    _noise().save(tmp_path / "a.png")
+    _noise(96, 80).save(tmp_path / "a.png")
     items = [InputItem(str(tmp_path / "a.png")), InputItem(str(tmp_path / "gone.png"))]
     ok, gone = scanner.run(items)
     assert ok.status.value == "ok"

@@ -121,7 +121,7 @@ def test_json_document_with_results_and_summary():
 
 def test_summary_keys_present_even_when_zero():
     s = json.loads(render("json", []))["summary"]
-    assert s["by_status"] == {"ok": 0, "grayscale": 0, "error": 0}
+    assert s["by_status"] == {"ok": 0, "grayscale": 0, "too_small": 0, "error": 0}
     assert s["by_verdict"] == {"colorized": 0, "real": 0, "n/a": 0}
     assert s["flagged"] == s["accepted"] == s["errors"] == s["total"] == 0
 

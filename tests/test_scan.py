@@ -79,7 +79,7 @@ def test_threshold_override_and_public_api(photos: Path, model_dir: Path) -> Non
 
 def test_batches_give_the_same_scores(tmp_path: Path, model_dir: Path) -> None:
     for i in range(7):
-        Image.fromarray(colourful(40 + 9 * i, 50, seed=i) // (i + 1)).save(tmp_path / f"{i}.png")
+        Image.fromarray(colourful(64 + 9 * i, 70, seed=i) // (i + 1)).save(tmp_path / f"{i}.png")
     one = [r.score for r in _run(tmp_path, model_dir, batch_size=1)]
     three = [r.score for r in _run(tmp_path, model_dir, batch_size=3)]
     assert len(one) == 7 and np.allclose(one, three)
@@ -257,3 +257,29 @@ def test_lanes_split_each_model_call_and_change_no_score(
     assert sum(runs) == 40 and max(runs) <= scanning.RUN_TILES and len(runs) >= 5
     assert scores == pytest.approx(one._run_model(many)[0], abs=1e-6)
     assert Scanner(None, "cpu", threads=1).lanes == 1  # a Ray actor's one CPU: one run
+
+
+def test_images_smaller_than_a_tile_are_too_small_not_scored(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """A thumbnail would be upscaled into a tile, where real photos score high: it gets a
+    too_small row (verdict n/a, the reason in `error`) unless the caller lowers min_side."""
+    tile = TEST_VIEW["crop"]
+    Image.fromarray(colourful(tile - 1, 200)).save(tmp_path / "narrow.png")  # one side short
+    Image.fromarray(colourful(tile, tile)).save(tmp_path / "exact.png")
+    narrow, exact = sorted(_run(tmp_path, model_dir), key=lambda r: r.path, reverse=True)
+    assert (narrow.status, narrow.verdict, narrow.score) == (
+        Status.TOO_SMALL,
+        Verdict.NOT_APPLICABLE,
+        None,
+    )
+    assert not narrow.flagged and (narrow.width, narrow.height) == (tile - 1, 200)
+    assert narrow.error == (
+        f"too small to judge: {tile - 1}x200 px, the detector needs {tile} px on each side "
+        "(--min-side)"
+    )
+    assert exact.status is Status.OK and exact.flagged
+    scored = {Path(r.path).name: r for r in _run(tmp_path, model_dir, min_side=1)}
+    assert scored["narrow.png"].status is Status.OK and scored["narrow.png"].flagged
+    stricter = {Path(r.path).name: r for r in _run(tmp_path, model_dir, min_side=tile + 1)}
+    assert stricter["exact.png"].status is Status.TOO_SMALL

@@ -40,6 +40,7 @@ _FILTERS = (
     ("real", "real"),
     ("na", "n/a"),
     ("grayscale", "grayscale"),
+    ("too_small", "too small"),
     ("error", "errors"),
 )
 
@@ -163,6 +164,7 @@ class HtmlReporter:
             "real": summary.by_verdict.get(Verdict.REAL.value, 0),
             "na": summary.by_verdict.get(Verdict.NOT_APPLICABLE.value, 0),
             "grayscale": summary.by_status.get(Status.GRAYSCALE.value, 0),
+            "too_small": summary.by_status.get(Status.TOO_SMALL.value, 0),
             "error": summary.by_status.get(Status.ERROR.value, 0),
         }
         options = "".join(
@@ -171,7 +173,8 @@ class HtmlReporter:
         counts = (
             f"<b>{count['all']}</b> images · <b>{count['colorized']}</b> colorized · "
             f"<b>{count['real']}</b> real · <b>{count['grayscale']}</b> grayscale · "
-            f"<b>{count['error']}</b> errors"
+            + (f"<b>{count['too_small']}</b> too small · " if count["too_small"] else "")
+            + f"<b>{count['error']}</b> errors"
         )
         return options, counts
 
