@@ -84,7 +84,8 @@ def _print_table(data: dict) -> None:
 
     def describe(c: dict) -> str:
         errors = f"{c['error']} error" + ("" if c["error"] == 1 else "s")
-        return f"{c['ok']} scored, {c['grayscale']} grayscale, {errors}"
+        small = f"{c['too_small']} too small, " if c.get("too_small") else ""
+        return f"{c['ok']} scored, {c['grayscale']} grayscale, {small}{errors}"
 
     console.print(f"real: {describe(counts['real'])}; colorized: {describe(counts['fake'])}")
     variant = data.get("variant", "fp32")
@@ -178,7 +179,8 @@ def _report(result: Any, output_format: EvalFormat) -> None:
     ]
     if empty:
         details = "; ".join(
-            f"{option}: no image could be scored ({c.grayscale} grayscale, {c.error} errors)"
+            f"{option}: no image could be scored ({c.grayscale} grayscale, {c.too_small} too "
+            f"small, {c.error} errors)"
             for option, c in empty
         )
         failed = _fail(f"{details}. Both sets need colour images the detector can read.")

@@ -154,6 +154,7 @@ def test_bare_onnx_model_file_is_accepted(dataset) -> None:
         ("corrupt_model", "sha256"),
         ("not_a_model", "model"),
         ("all_grey", "no image could be scored"),
+        ("all_thumbnails", "(0 grayscale, 1 too small, 0 errors)"),
         ("bad_threshold", "threshold"),
     ],
 )
@@ -174,6 +175,10 @@ def test_bad_input_exits_2_with_a_message(dataset, case: str, needle: str) -> No
         grey = dataset["root"] / "grey"
         _save(grey / "g.png", np.full((80, 96), 90, np.uint8))
         args[1] = str(grey)
+    elif case == "all_thumbnails":  # below the test model's 64-px tile: not scored
+        small = dataset["root"] / "small"
+        _save(small / "t.png", colourful(40, 30))
+        args[1] = str(small)
     elif case == "bad_threshold":
         args += ["--threshold", "1.5"]
     res = _run(*args)
