@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from imgcheck.trainer.colour import rgb_to_lab
 from imgcheck.trainer.data import is_val
 from imgcheck.trainer.forensics import FEATURES, tile_features
+from imgcheck.trainer.guided import box_valid, crop_border
 from imgcheck.trainer.zoo._protocol import attach, down, lab_of, upsample_chroma, work_shape
 from imgcheck.view import ViewSpec, make_views
 
@@ -47,29 +48,16 @@ def to_img(t):
     return Image.fromarray((t[0].permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).byte().numpy())
 
 
-def box(x, r):
-    return F.avg_pool2d(x, 2 * r + 1, stride=1)
-
-
-def crop(x, r, to):
-    d = (x.shape[-1] - to) // 2
-    return x[..., d : d + to, d : d + to]
-
-
 def extra_feats(rgb):
     lab = rgb_to_lab(rgb)
     L, ab = lab[:, :1] / 100, lab[:, 1:] / 100
     out = []
-    # band energies: x - box1, box1 - box2, box2 - box4 (difference of boxes), on a common crop
+    # band energies: x - box1, box1 - box2, box2 - box4 (difference of boxes), each map
+    # cropped to the centre that the widest window (radius 4) gives values for
     bands = []
-    n = L.shape[-1] - 8
     for x in (L, ab):
-        b0, b1, b2, b4 = (
-            crop(x, 0, n),
-            crop(box(x, 1), 1, n),
-            crop(box(x, 2), 2, n),
-            crop(box(x, 4), 4, n),
-        )
+        b0 = crop_border(x, 4)
+        b1, b2, b4 = (crop_border(box_valid(x, r), 4 - r) for r in (1, 2, 4))
         bands.append([b0 - b1, b1 - b2, b2 - b4])
     for k in range(3):
         eL = (bands[0][k] ** 2).mean((1, 2, 3))
