@@ -469,7 +469,35 @@ def machine() -> str:
     except (OSError, StopIteration, ValueError):
         mem = 0
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu}, {os.cpu_count()} cores, {mem / 2**30:.0f} GiB RAM, load average {load:.1f}"
+    line = f"{cpu}, {os.cpu_count()} cores, {mem / 2**30:.0f} GiB RAM, load average {load:.1f}"
+    gpu = gpu_name()
+    return line if gpu is None else f"{line}, GPU {gpu}"
+
+
+def gpu_name(providers: list[str] | None = None) -> str | None:
+    """The GPU a CUDA session would run on (`nvidia-smi`'s first name), or None when ONNX
+    Runtime has no CUDA provider: GPU numbers must say which GPU they are from."""
+    if providers is None:
+        try:
+            import onnxruntime as ort
+
+            providers = list(ort.get_available_providers())
+        except ImportError:
+            return None
+    if "CUDAExecutionProvider" not in providers:
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (CUDA provider present, nvidia-smi did not answer)"
+    names = [n.strip() for n in out.splitlines() if n.strip()]
+    return names[0] if names else "unknown (nvidia-smi listed no GPU)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -200,3 +201,39 @@ def test_bench_cascade_tiny_with_where(tmp_path: Path, capsys: pytest.CaptureFix
     where = report["where"]
     assert where["prepare_ms"] > 0 and where["model_ms"] > 0
     assert where["cpu_ms"] >= where["prepare_ms"] + where["model_ms"] - 1e-6
+
+
+def test_bench_where_tiny(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The shipped models on 8 images cut from 2 fixture photos: every section is printed and
+    the content-first order is compared with the scan's own."""
+    from fixtures_trainer import colour_photo
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        colour_photo(i, 256).save(photos / f"p{i}.jpg", quality=95)
+    args = ["--n", "8", "--tiles", "16", "--rounds", "1", "--photos", str(photos)]
+    assert _load("bench_where").main([*args, "--work", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out
+    for size in (1, 2, 4, 8, 16):
+        assert f"runs of {size:2d} tiles" in out
+    assert "by op type" in out and "AveragePool" in out
+    assert "decode side (scanning.prepare" in out
+    assert "scan order" in out and "content first" in out
+    assert "cascade scoring vs the same" in out
+
+
+def test_machine_names_the_gpu_when_cuda_is_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a CUDA provider, the GPU's name comes from nvidia-smi (here a script on PATH that
+    answers as the real one does); without one, or when nvidia-smi fails, the line says so."""
+    corpus_mod = _load("_corpus")
+    assert corpus_mod.gpu_name(["CPUExecutionProvider"]) is None
+    tool = tmp_path / "nvidia-smi"
+    tool.write_text('#!/bin/sh\n[ "$1" = "--query-gpu=name" ] && echo "NVIDIA H200"\n')
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert corpus_mod.gpu_name(["CUDAExecutionProvider", "CPUExecutionProvider"]) == "NVIDIA H200"
+    tool.write_text("#!/bin/sh\nexit 9\n")
+    assert "did not answer" in corpus_mod.gpu_name(["CUDAExecutionProvider"])
