@@ -30,8 +30,9 @@ from __future__ import annotations
 import os
 import sys
 from enum import Enum
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -179,7 +180,9 @@ def scan_command(
         "(calibrated to keep >= 99.5 % of the detector's detections; the report's stage column "
         "says where an image was decided). --no-cascade scores every tile of every image.",
     ),
-    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Images per batch."),
+    batch_size: int = typer.Option(
+        DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Images per batch."
+    ),
     workers: int = typer.Option(
         0,
         "--workers",
@@ -224,6 +227,14 @@ def scan_command(
         "--write-baseline",
         help="Record every image flagged now in FILE (a new baseline) and exit 0.",
         show_default=False,
+    ),
+    cache: Path | None = typer.Option(
+        None,
+        "--cache",
+        help="Keep each image's row in DIR (by content hash and settings) and reuse it when "
+        "an unchanged image is scanned again with the same model and settings.",
+        show_default=False,
+        metavar="DIR",
     ),
     config: Path | None = typer.Option(
         None,
@@ -355,9 +366,7 @@ def _run(opts: ScanOptions, summary: Summary | None = None) -> int:
     if opts.engine == Engine.RAY.value:  # imported only here: ray is heavy
         from imgcheck.engine_ray import RayEngine
 
-        scanner = RayEngine(
-            opts, max_pixels=pixel_limit(opts.max_pixels), address=opts.ray_address
-        )
+        scanner = RayEngine(opts, max_pixels=pixel_limit(opts.max_pixels), address=opts.ray_address)
     else:
         scanner = Scanner.from_options(opts, max_pixels=pixel_limit(opts.max_pixels))
     err = Console(stderr=True, highlight=False)
@@ -383,7 +392,9 @@ def _run(opts: ScanOptions, summary: Summary | None = None) -> int:
     findings: list[baseline_mod.Finding] = []
     model_info = _model_info(scanner)
     start = time.perf_counter()
-    progress = ScanProgress(bar_console, enabled=not opts.quiet and not (on_tty and not to_terminal))
+    progress = ScanProgress(
+        bar_console, enabled=not opts.quiet and not (on_tty and not to_terminal)
+    )
     if fmt == "parquet" and output is None:
         raise _fail("--report parquet needs -o FILE.parquet (one file) or -o FOLDER (parts)")
     if output is not None and output.is_dir() and fmt != "parquet":
@@ -409,7 +420,9 @@ def _run(opts: ScanOptions, summary: Summary | None = None) -> int:
                 model_info=model_info,
             )
         scanner.thumbnails = bool(getattr(reporter, "needs_thumbnails", False))
-        results = scanner.run(items) if journal is None else journal.merge(items, scanner.run)
+        cache = _open_cache(opts, fmt, scanner, model_info)
+        run = scanner.run if cache is None else partial(cache.merge, run=scanner.run)
+        results = run(items) if journal is None else journal.merge(items, run)
         with progress:
             for result in results:
                 if accepted is not None:
@@ -431,6 +444,14 @@ def _run(opts: ScanOptions, summary: Summary | None = None) -> int:
             summary.provider = scanner.provider  # Ray: what the actors really ran on
             reporter.finish(summary)
             stream.flush()
+    if cache is not None:
+        cache.close()
+        if not opts.quiet:
+            typer.echo(
+                f"imgcheck scan: {cache.hits} of {summary.total} rows from the cache "
+                f"{opts.cache} ({cache.stored} rows stored)",
+                err=True,
+            )
     if journal is not None:
         journal.finish()
         if journal.resumed:
@@ -498,6 +519,41 @@ def _open_journal(opts: ScanOptions, fmt: str, scanner: object, model_info: dict
         return Journal.open(output, fmt, settings, full=fmt == "html")
     except JournalError as exc:
         raise _fail(str(exc)) from None
+
+
+def _open_cache(opts: ScanOptions, fmt: str, scanner: object, model_info: dict) -> Any:
+    """The scan cache (`imgcheck.cache`) when --cache asks for one and this scan can use it;
+    None otherwise (with a warning saying why, unless --quiet)."""
+    if opts.cache is None:
+        return None
+    why = None
+    if opts.engine == Engine.RAY.value:
+        why = "--cache is not used with --engine ray"
+    elif fmt == "html":
+        why = "--cache is not used with --report html (its thumbnails need the pixels)"
+    if why is None:
+        from imgcheck import __version__
+        from imgcheck.cache import CacheError, ScanCache
+
+        cascade = scanner.cascade  # type: ignore[attr-defined]
+        settings = {
+            "imgcheck": __version__,
+            "model": model_info,
+            "threshold": scanner.threshold,  # type: ignore[attr-defined]
+            "view": scanner.spec.to_dict(),  # type: ignore[attr-defined]
+            "cascade": None if cascade is None else [list(s) for s in cascade.stages],
+            "max_pixels": pixel_limit(opts.max_pixels),
+            "min_side": scanner.min_side,  # type: ignore[attr-defined]
+        }
+        try:
+            cache, why = ScanCache.open(opts.cache, settings)
+        except CacheError as exc:
+            raise _fail(str(exc)) from None
+        if cache is not None:
+            return cache
+    if not opts.quiet:
+        warn("scan", why)
+    return None
 
 
 def _report_output(output: Path | None, fmt: str, to_terminal: bool) -> object:

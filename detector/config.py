@@ -66,6 +66,7 @@ KEYS: tuple[Key, ...] = (
     Key("fail-on-error", "fail_on_error", "bool", False),
     Key("fail-on-empty", "fail_on_empty", "bool", False),
     Key("baseline", "baseline", "path", None),
+    Key("cache", "cache", "path", None, help="keep rows of images scanned before (by content)"),
 )
 BY_NAME = {k.name: k for k in KEYS}
 BY_PARAM = {k.param: k for k in KEYS}

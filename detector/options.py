@@ -36,7 +36,7 @@ def default_workers(kind: str = "scan") -> int:
 
 # `ScanOptions` fields that hold paths: the config layer and Typer give str or Path, the scan
 # always reads Path (or None).
-_PATH_FIELDS = ("output", "model", "baseline", "write_baseline", "config")
+_PATH_FIELDS = ("output", "model", "baseline", "write_baseline", "config", "cache")
 
 
 @dataclass
@@ -66,11 +66,14 @@ class ScanOptions:
     exit_zero: bool = False
     baseline: Path | None = None
     write_baseline: Path | None = None
+    cache: Path | None = None  # imgcheck.cache: rows of images scanned before, by content
     config: Path | None = None
     show_settings: bool = False
     quiet: bool = False
     engine: str = "local"  # "local" (this process) or "ray" (imgcheck.engine_ray)
-    ray_address: str | None = None  # --engine ray: the cluster (None: RAY_ADDRESS, else a local one)
+    ray_address: str | None = (
+        None  # --engine ray: the cluster (None: RAY_ADDRESS, else a local one)
+    )
 
     def __post_init__(self) -> None:
         for name in _PATH_FIELDS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -237,3 +238,20 @@ def test_machine_names_the_gpu_when_cuda_is_there(
     assert corpus_mod.gpu_name(["CUDAExecutionProvider", "CPUExecutionProvider"]) == "NVIDIA H200"
     tool.write_text("#!/bin/sh\nexit 9\n")
     assert "did not answer" in corpus_mod.gpu_name(["CUDAExecutionProvider"])
+
+
+def test_bench_cache_tiny(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The shipped models on 6 images: every mode gives the same rows, warm ones from the cache."""
+    from fixtures_trainer import colour_photo
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        colour_photo(i, 256).save(photos / f"p{i}.jpg", quality=95)
+    args = ["--n", "6", "--rounds", "1", "--photos", str(photos), "--work", str(tmp_path / "w")]
+    assert _load("bench_cache").main(args) == 0
+    out = capsys.readouterr().out
+    assert "rows identical in every mode: yes" in out
+    assert re.search(r"warm .* 6 rows from the cache", out)
+    assert re.search(r"checkout .* 6 rows from the cache", out)
+    assert re.search(r"cold .* 0 rows from the cache", out)
