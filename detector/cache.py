@@ -235,7 +235,9 @@ class ScanCache:
             for item in items:
                 try:
                     row, key = self.lookup(item)
-                except sqlite3.Error:
+                except sqlite3.ProgrammingError:
+                    raise  # a misuse of the connection is a bug, not a cache to skip
+                except sqlite3.Error:  # locked or damaged: this image is simply scanned
                     row, key = None, None
                 marks.append(row)
                 if row is None:

@@ -191,3 +191,15 @@ def test_another_programs_database_is_not_touched(
     assert result.exit_code == 1 and len(rows(result.stdout)) == 7
     assert "is not an imgcheck scan cache" in result.stderr
     assert (cache / FILE).read_bytes() == before
+
+
+def test_ray_engine_does_not_use_the_cache(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The Ray engine's rows are made on the cluster: the cache is skipped, with a warning,
+    before anything is created."""
+    from imgcheck.cli_scan import _open_cache
+    from imgcheck.options import ScanOptions
+
+    opts = ScanOptions(paths=["x"], cache=tmp_path / "cache", engine="ray")
+    assert _open_cache(opts, "csv", None, {}) is None
+    assert "--cache is not used with --engine ray" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
