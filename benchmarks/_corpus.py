@@ -194,6 +194,26 @@ def linked_copies(corpus: Corpus, factor: int, work: Path) -> Path:
     return folder
 
 
+EXTRA = REPO.parent / "shared" / "photos" / "extra"
+
+
+def add_photo_args(parser: argparse.ArgumentParser, *, n: int = 200, rounds: int = 3) -> None:
+    """--n, --rounds, --model, --photos (default: photos/extra), --work: the options of the
+    benchmarks that cut their corpus from real photos (`photo_corpus`)."""
+    parser.add_argument("--n", type=int, default=n, help="corpus images (real photos)")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--model", type=Path, help="model folder (default: the shipped one)")
+    parser.add_argument("--photos", type=Path, default=EXTRA)
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
+
+
+def photo_corpus(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Corpus:
+    """The cached corpus `add_photo_args` names: real JPEGs of 0.3-3.4 MP, q90."""
+    if not args.photos.is_dir():
+        parser.error(f"--photos {args.photos}: not a folder")
+    return make_corpus(args.work, args.n, photos=args.photos, min_mp=0.3, max_mp=3.4, quality=90)
+
+
 def warm_cache(paths: list[Path]) -> None:
     """Read every file once, so every measurement sees the page cache in the same state."""
     for p in paths:

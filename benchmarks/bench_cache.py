@@ -29,8 +29,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _corpus
 
-EXTRA = _corpus.REPO.parent / "shared" / "photos" / "extra"
-
 
 def settings_of(scanner: Any) -> dict[str, Any]:
     """What the command line keys a cache on (`cli_scan._open_cache`), for this scanner."""
@@ -67,19 +65,11 @@ def timed_scan(scanner: Any, paths: list[Path], folder: Path | None) -> tuple[fl
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--model", type=Path, help="model folder (default: the shipped one)")
-    ap.add_argument("--photos", type=Path, default=EXTRA)
-    ap.add_argument("--work", type=Path, default=_corpus.DEFAULT_WORK)
+    _corpus.add_photo_args(ap)
     args = ap.parse_args(argv)
-    if not args.photos.is_dir():
-        ap.error(f"--photos {args.photos}: not a folder")
+    corpus = _corpus.photo_corpus(ap, args)
     from imgcheck.scanning import Scanner
 
-    corpus = _corpus.make_corpus(
-        args.work, args.n, photos=args.photos, min_mp=0.3, max_mp=3.4, quality=90
-    )
     with tempfile.TemporaryDirectory() as tmp:
         # A copy, so that touching mtimes leaves the shared corpus cache as it is.
         folder = Path(tmp) / "images"

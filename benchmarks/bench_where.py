@@ -34,7 +34,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _corpus
 
-EXTRA = _corpus.REPO.parent / "shared" / "photos" / "extra"
 RUN_SIZES = (1, 2, 4, 8, 16)
 
 
@@ -215,24 +214,16 @@ def score_vs_raw(paths: list[Path], rounds: int) -> dict[str, tuple[float, float
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200, help="corpus images (real photos)")
+    _corpus.add_photo_args(ap, rounds=7)
     ap.add_argument("--tiles", type=int, default=256, help="tiles for the per-tile timings")
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--model", type=Path, help="model folder (default: the shipped one)")
-    ap.add_argument("--photos", type=Path, default=EXTRA)
-    ap.add_argument("--work", type=Path, default=_corpus.DEFAULT_WORK)
     args = ap.parse_args(argv)
-    if not args.photos.is_dir():
-        ap.error(f"--photos {args.photos}: not a folder")
+    corpus = _corpus.photo_corpus(ap, args)
     from imgcheck.models import resolve
     from imgcheck.view import ViewSpec
 
     info = resolve("detector", args.model)
     model = Path(info.path)
     spec = ViewSpec.from_dict(info.view)
-    corpus = _corpus.make_corpus(
-        args.work, args.n, photos=args.photos, min_mp=0.3, max_mp=3.4, quality=90
-    )
     _corpus.warm_cache(corpus.paths)
     per_image = tiles_of(corpus.paths, spec, 10**9)
     pool = np.concatenate(per_image)[: args.tiles]

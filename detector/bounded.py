@@ -10,6 +10,8 @@ same three things, kept here once:
   most `window` items taken from `items` and not yet handed back. `items` is read lazily, one
   item per result handed back (img2dataset's semaphore pattern), never up front:
   `Executor.map` would consume a million-path walk before the first result on Python < 3.14.
+- `merge_known(items, known, run)`: rows that are already known (a journal's, a cache's) in
+  their place among the rows `run` makes for the other items, in input order.
 - `Pending`: futures submitted on the side (colorize's encodes), handed back in submission
   order as they finish, with `take(keep)` blocking only while more than `keep` are pending.
 
@@ -58,6 +60,46 @@ def ordered_map(
 
 
 _END = object()
+
+
+def merge_known(
+    items: Iterable[T],
+    known: Callable[[T], R | None],
+    run: Callable[[Iterable[T]], Iterable[R]],
+    *,
+    on_known: Callable[[R], None] | None = None,
+    on_fresh: Callable[[R], None] | None = None,
+) -> Iterator[R]:
+    """A row per item, in item order: `known(item)` where it has one, else the one `run`
+    makes (`run` gets only those items, lazily, and must yield in its input order).
+
+    What the scan's resume journal (saved rows) and its cache (rows by content) both wrap
+    around an engine's `run`; `on_known` / `on_fresh` see each row as it is handed back."""
+    marks: deque[R | None] = deque()
+
+    def fresh() -> Iterator[T]:
+        for item in items:
+            row = known(item)
+            marks.append(row)
+            if row is None:
+                yield item
+
+    for result in run(fresh()):
+        while marks and marks[0] is not None:
+            row = marks.popleft()
+            if on_known is not None:
+                on_known(row)  # type: ignore[arg-type]
+            yield row  # type: ignore[misc]
+        marks.popleft()
+        if on_fresh is not None:
+            on_fresh(result)
+        yield result
+    while marks:
+        row = marks.popleft()
+        if row is not None:
+            if on_known is not None:
+                on_known(row)
+            yield row
 
 
 class Pending(Generic[R]):

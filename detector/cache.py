@@ -228,35 +228,29 @@ class ScanCache:
     ) -> Iterator[ScanResult]:
         """Rows for `items` in their order: cached ones from here, the others from `run`
         (which gets only those and yields in its input order), stored as they come."""
-        marks: deque[ScanResult | None] = deque()
-        keys: deque[tuple[str, Signature] | None] = deque()
+        from imgcheck.bounded import merge_known
 
-        def fresh() -> Iterator[InputItem]:
-            for item in items:
-                try:
-                    row, key = self.lookup(item)
-                except sqlite3.ProgrammingError:
-                    raise  # a misuse of the connection is a bug, not a cache to skip
-                except sqlite3.Error:  # locked or damaged: this image is simply scanned
-                    row, key = None, None
-                marks.append(row)
-                if row is None:
-                    keys.append(key)
-                    yield item
+        keys: deque[tuple[str, Signature] | None] = deque()  # the misses', in run's order
+
+        def known(item: InputItem) -> ScanResult | None:
+            try:
+                row, key = self.lookup(item)
+            except sqlite3.ProgrammingError:
+                raise  # a misuse of the connection is a bug, not a cache to skip
+            except sqlite3.Error:  # locked or damaged: this image is simply scanned
+                row, key = None, None
+            if row is None:
+                keys.append(key)
+            return row
+
+        def hit(_: ScanResult) -> None:
+            self.hits += 1
+
+        def fresh(result: ScanResult) -> None:
+            self.store(result, keys.popleft())
 
         try:
-            for result in run(fresh()):
-                while marks and marks[0] is not None:
-                    self.hits += 1
-                    yield marks.popleft()  # type: ignore[misc]
-                marks.popleft()
-                self.store(result, keys.popleft())
-                yield result
-            while marks:
-                row = marks.popleft()
-                if row is not None:
-                    self.hits += 1
-                    yield row
+            yield from merge_known(items, known, run, on_known=hit, on_fresh=fresh)
         finally:
             self.flush()
 

@@ -118,33 +118,25 @@ class Journal:
     ) -> Iterator[ScanResult]:
         """Rows for `items` in their order: saved ones from the journal, the others from
         `run` (which gets only those and must yield in its input order), saved as they come."""
-        marks: deque[ScanResult | None] = deque()
+        from imgcheck.bounded import merge_known
 
-        def fresh() -> Iterator[InputItem]:
-            for item in items:
-                saved = self.done.get(safe_text(item.path))
-                if saved:
-                    row = saved.popleft()
-                    row.path = item.path
-                    marks.append(row)
-                else:
-                    marks.append(None)
-                    yield item
+        def known(item: InputItem) -> ScanResult | None:
+            saved = self.done.get(safe_text(item.path))
+            if not saved:
+                return None
+            row = saved.popleft()
+            row.path = item.path
+            return row
+
+        def resumed(_: ScanResult) -> None:
+            self.resumed += 1
+
+        def save(result: ScanResult) -> None:
+            self.writer.add(result)
+            self.saved += 1
 
         try:
-            for result in run(fresh()):
-                while marks and marks[0] is not None:
-                    self.resumed += 1
-                    yield marks.popleft()  # type: ignore[misc]
-                marks.popleft()
-                self.writer.add(result)
-                self.saved += 1
-                yield result
-            while marks:
-                row = marks.popleft()
-                if row is not None:
-                    self.resumed += 1
-                    yield row
+            yield from merge_known(items, known, run, on_known=resumed, on_fresh=save)
         finally:
             self.writer.flush()  # interrupted or not, what was scanned stays saved
 

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from imgcheck.bounded import Pending, ordered_map, thread_pool
+from imgcheck.bounded import Pending, merge_known, ordered_map, thread_pool
 
 
 def test_ordered_map_keeps_input_order() -> None:
@@ -62,3 +62,30 @@ def test_thread_pool_cancels_queued_work_when_the_consumer_stops() -> None:
         for future in [pool.submit(work, i) for i in range(50)]:
             del future
     assert len(ran) < 50  # queued work was dropped, running work finished
+
+
+def test_merge_known_keeps_item_order_and_runs_only_the_unknown() -> None:
+    """Known rows land in their place among the rows `run` makes, `run` sees only the other
+    items, and each callback sees each of its rows once."""
+    known = {1: "k1", 2: "k2", 5: "k5"}
+    ran: list[int] = []
+    seen: dict[str, list[str]] = {"known": [], "fresh": []}
+
+    def run(items):
+        for i in items:
+            ran.append(i)
+            yield f"r{i}"
+
+    out = list(
+        merge_known(
+            range(7),
+            known.get,
+            run,
+            on_known=seen["known"].append,
+            on_fresh=seen["fresh"].append,
+        )
+    )
+    assert out == ["r0", "k1", "k2", "r3", "r4", "k5", "r6"]
+    assert ran == [0, 3, 4, 6]
+    assert seen == {"known": ["k1", "k2", "k5"], "fresh": ["r0", "r3", "r4", "r6"]}
+    assert list(merge_known(range(3), lambda i: f"k{i}", run)) == ["k0", "k1", "k2"]

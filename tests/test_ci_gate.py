@@ -33,11 +33,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_model_folder(tmp_path_factory.mktemp("model") / "m")
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in list(os.environ):
-        if var.startswith("IMGCHECK_"):
-            monkeypatch.delenv(var)
+pytestmark = pytest.mark.usefixtures("no_imgcheck_env")
 
 
 def invoke(args: list[str], model_dir: Path | None = None, **kwargs: object):

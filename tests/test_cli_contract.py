@@ -30,11 +30,7 @@ RUNTIME = ("scan", "colorize", "evaluate")  # need onnxruntime (the cpu extra); 
 ENTRY = [sys.executable, "-m", "imgcheck"]  # the same main() as the console script
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in list(os.environ):
-        if var.startswith("IMGCHECK_"):
-            monkeypatch.delenv(var)
+pytestmark = pytest.mark.usefixtures("no_imgcheck_env")
 
 
 def _args(command: str, tmp_path: Path) -> list[object]:
