@@ -39,7 +39,7 @@ from imgcheck.results import ScanResult, Stage, Status, Verdict
 FILE = "scan-cache.sqlite"
 FORMAT = 1
 KEPT = (Status.OK, Status.GRAYSCALE, Status.TOO_SMALL)
-COMMIT_EVERY = 256  # rows per transaction: a killed scan loses at most these
+COMMIT_EVERY = 256  # rows (or file signatures) per transaction: memory stays flat, a kill loses few
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -190,6 +190,8 @@ class ScanCache:
         if row is None:
             return None, got
         self._files[os.path.realpath(item.path)] = (sig, digest)
+        if len(self._files) >= COMMIT_EVERY:  # a checkout's rerun: every signature is new
+            self.flush()
         return _from_row(item.path, digest, row[0]), None
 
     def store(self, result: ScanResult, key: tuple[str, Signature] | None) -> None:
@@ -202,7 +204,7 @@ class ScanCache:
         result.sha256 = result.sha256 or digest
         self._rows.append((self.key, digest, _to_row(result)))
         self._files[os.path.realpath(result.path)] = (sig, digest)
-        if len(self._rows) >= COMMIT_EVERY:
+        if len(self._rows) >= COMMIT_EVERY or len(self._files) >= COMMIT_EVERY:
             self.flush()
 
     def flush(self) -> None:
