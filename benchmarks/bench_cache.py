@@ -30,33 +30,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _corpus
 
 
-def settings_of(scanner: Any) -> dict[str, Any]:
-    """What the command line keys a cache on (`cli_scan._open_cache`), for this scanner."""
-    from imgcheck import __version__
-
-    cascade = scanner.cascade
-    return {
-        "imgcheck": __version__,
-        "model": str(scanner.info.path),
-        "threshold": scanner.threshold,
-        "view": scanner.spec.to_dict(),
-        "cascade": None if cascade is None else [list(s) for s in cascade.stages],
-        "min_side": scanner.min_side,
-    }
-
-
 def timed_scan(scanner: Any, paths: list[Path], folder: Path | None) -> tuple[float, list, int]:
     """Seconds, rows and cache hits of one scan (folder None: no cache)."""
-    from imgcheck.cache import ScanCache
+    from imgcheck.cli_scan import _model_info, _open_cache
     from imgcheck.inputs import InputItem
+    from imgcheck.options import ScanOptions
 
     start = time.perf_counter()
     items = (InputItem(str(p)) for p in paths)
     if folder is None:
         rows, hits = list(scanner.run(items)), 0
     else:
-        cache, why = ScanCache.open(folder, settings_of(scanner))
-        assert cache is not None, why
+        # Opened as `imgcheck scan --cache FOLDER` opens it: the same key of settings.
+        cache = _open_cache(ScanOptions(cache=folder), "csv", scanner, _model_info(scanner))
+        assert cache is not None
         rows = list(cache.merge(items, scanner.run))
         cache.close()
         hits = cache.hits

@@ -37,7 +37,7 @@ import _corpus
 RUN_SIZES = (1, 2, 4, 8, 16)
 
 
-def tiles_of(paths: list[Path], spec: Any, limit: int) -> list[np.ndarray]:
+def tiles_of(paths: list[Path], spec: Any) -> list[np.ndarray]:
     """Each image's view tiles, as scan cuts them (`scanning.prepare`)."""
     from imgcheck.inputs import InputItem
     from imgcheck.scanning import prepare
@@ -47,8 +47,6 @@ def tiles_of(paths: list[Path], spec: Any, limit: int) -> list[np.ndarray]:
         got = prepare(InputItem(str(p)), spec)
         if got.crops is not None and len(got.crops):
             out.append(got.crops)
-        if sum(len(t) for t in out) >= limit:
-            break
     return out
 
 
@@ -225,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     model = Path(info.path)
     spec = ViewSpec.from_dict(info.view)
     _corpus.warm_cache(corpus.paths)
-    per_image = tiles_of(corpus.paths, spec, 10**9)
+    per_image = tiles_of(corpus.paths, spec)
     pool = np.concatenate(per_image)[: args.tiles]
 
     print(f"machine: {_corpus.machine()}")

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 Signature = tuple[int, int, int]  # size, mtime_ns, inode
+Key = tuple[str, Signature, str]  # sha256, signature, real path: what a row is stored under
 
 
 class CacheError(ValueError):
@@ -109,10 +110,9 @@ def _from_row(path: str, sha256: str, text: str) -> ScanResult:
 class ScanCache:
     """Open with `ScanCache.open`; `merge(items, run)` around the engine's `run`; `close()`."""
 
-    def __init__(self, conn: sqlite3.Connection, key: str, db: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, key: str) -> None:
         self.conn = conn
         self.key = key
-        self.db = db
         self.hits = 0
         self.stored = 0
         self._rows: list[tuple[str, str, str]] = []
@@ -155,11 +155,11 @@ class ScanCache:
             conn.close()
             what = "not an imgcheck scan cache" if got is None else f"of cache format {got[0]}"
             return None, f"{db} is {what}; the scan runs without the cache (left as it is)"
-        return cls(conn, scan_key(settings), db), None
+        return cls(conn, scan_key(settings)), None
 
     # -- lookups (the calling thread only: sqlite connections are not shared) ------------
 
-    def _sha256(self, path: str) -> tuple[str, Signature] | None:
+    def _key(self, path: str) -> Key | None:
         from imgcheck.baseline import content_sha256
 
         sig = _signature(path)
@@ -170,40 +170,40 @@ class ScanCache:
             "SELECT size, mtime_ns, ino, sha256 FROM files WHERE path = ?", (real,)
         ).fetchone()
         if known is not None and tuple(known[:3]) == sig:
-            return known[3], sig
+            return known[3], sig, real
         digest = content_sha256(path)
-        return (digest, sig) if digest else None
+        return (digest, sig, real) if digest else None
 
-    def lookup(self, item: InputItem) -> tuple[ScanResult | None, tuple[str, Signature] | None]:
+    def lookup(self, item: InputItem) -> tuple[ScanResult | None, Key | None]:
         """(the cached row, None) on a hit; (None, what to store it under) on a miss."""
         from imgcheck.sources import is_url
 
         if item.error is not None or is_url(item.path):
             return None, None
-        got = self._sha256(item.path)
-        if got is None:
+        key = self._key(item.path)
+        if key is None:
             return None, None
-        digest, sig = got
+        digest, sig, real = key
         row = self.conn.execute(
             "SELECT row FROM rows WHERE scan = ? AND sha256 = ?", (self.key, digest)
         ).fetchone()
         if row is None:
-            return None, got
-        self._files[os.path.realpath(item.path)] = (sig, digest)
+            return None, key
+        self._files[real] = (sig, digest)
         if len(self._files) >= COMMIT_EVERY:  # a checkout's rerun: every signature is new
             self.flush()
         return _from_row(item.path, digest, row[0]), None
 
-    def store(self, result: ScanResult, key: tuple[str, Signature] | None) -> None:
+    def store(self, result: ScanResult, key: Key | None) -> None:
         """Keep `result` if its content decided it and its file did not change meanwhile."""
         if key is None or result.status not in KEPT:
             return
-        digest, sig = key
+        digest, sig, real = key
         if _signature(result.path) != sig:  # rewritten while it was scanned: not this content
             return
         result.sha256 = result.sha256 or digest
         self._rows.append((self.key, digest, _to_row(result)))
-        self._files[os.path.realpath(result.path)] = (sig, digest)
+        self._files[real] = (sig, digest)
         if len(self._rows) >= COMMIT_EVERY or len(self._files) >= COMMIT_EVERY:
             self.flush()
 
@@ -232,7 +232,7 @@ class ScanCache:
         (which gets only those and yields in its input order), stored as they come."""
         from imgcheck.bounded import merge_known
 
-        keys: deque[tuple[str, Signature] | None] = deque()  # the misses', in run's order
+        keys: deque[Key | None] = deque()  # the misses', in run's order
 
         def known(item: InputItem) -> ScanResult | None:
             try:

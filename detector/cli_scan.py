@@ -507,18 +507,22 @@ def _open_journal(opts: ScanOptions, fmt: str, scanner: object, model_info: dict
         return None
     from imgcheck.journal import Journal, JournalError
 
-    settings = {
+    settings = {**_row_settings(opts, scanner, model_info), "thumbnails": fmt == "html"}
+    try:
+        return Journal.open(output, fmt, settings, full=fmt == "html")
+    except JournalError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _row_settings(opts: ScanOptions, scanner: object, model_info: dict) -> dict[str, Any]:
+    """The settings that decide a scan's rows, as the journal and the cache record them."""
+    return {
         "model": model_info,
         "threshold": scanner.threshold,  # type: ignore[attr-defined]
         "view": scanner.spec.to_dict(),  # type: ignore[attr-defined]
         "max_pixels": opts.max_pixels,
         "min_side": opts.min_side,
-        "thumbnails": fmt == "html",
     }
-    try:
-        return Journal.open(output, fmt, settings, full=fmt == "html")
-    except JournalError as exc:
-        raise _fail(str(exc)) from None
 
 
 def _open_cache(opts: ScanOptions, fmt: str, scanner: object, model_info: dict) -> Any:
@@ -537,13 +541,9 @@ def _open_cache(opts: ScanOptions, fmt: str, scanner: object, model_info: dict) 
 
         cascade = scanner.cascade  # type: ignore[attr-defined]
         settings = {
+            **_row_settings(opts, scanner, model_info),
             "imgcheck": __version__,
-            "model": model_info,
-            "threshold": scanner.threshold,  # type: ignore[attr-defined]
-            "view": scanner.spec.to_dict(),  # type: ignore[attr-defined]
             "cascade": None if cascade is None else [list(s) for s in cascade.stages],
-            "max_pixels": pixel_limit(opts.max_pixels),
-            "min_side": scanner.min_side,  # type: ignore[attr-defined]
         }
         try:
             cache, why = ScanCache.open(opts.cache, settings)

@@ -71,9 +71,8 @@ class ScanOptions:
     show_settings: bool = False
     quiet: bool = False
     engine: str = "local"  # "local" (this process) or "ray" (imgcheck.engine_ray)
-    ray_address: str | None = (
-        None  # --engine ray: the cluster (None: RAY_ADDRESS, else a local one)
-    )
+    # --engine ray: the cluster (None: RAY_ADDRESS, else a local one)
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         for name in _PATH_FIELDS:
