@@ -149,7 +149,10 @@ class ScanCache:
                 )
                 conn.commit()
                 got = (str(FORMAT),)
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            if not existed:  # a folder we may not write to, a full disk
+                conn.close()
+                return None, f"cannot create {db} ({exc}); the scan runs without the cache"
             got = None
         if got is None or got[0] != str(FORMAT):
             conn.close()
