@@ -90,3 +90,23 @@ def test_chroma_stretched_from_half_size_loses_its_finest_band(luminance: torch.
     for name in ("hf_ab@1", "hf_ratio@1"):
         i = FEATURES.index(name)
         assert float(soft[i]) < float(sharp[i]) - 1.0, (name, float(sharp[i]), float(soft[i]))
+
+
+def test_a_curved_gradient_map_is_fitted_by_the_l_curve_and_camera_like_chroma_is_not(
+    luminance: torch.Tensor,
+) -> None:
+    # A duotone: ab a curved, non-monotonic function of L (blue shadows, orange mid-tones,
+    # neutral highlights), which an L-ab correlation reads as weak. Against it, chroma from an
+    # independent pattern of regions (what a camera records: colour is not a function of L).
+    t = (luminance - 25.0) / 55.0
+    curve = torch.cat([40 * t * (1 - t) - 5, 60 * t * (1 - t) - 30 * (1 - t) ** 2], dim=1)
+    other = _blocky_luminance(np.random.default_rng(11))
+    independent = torch.cat([0.5 * (other - 50.0), -0.5 * (other - 50.0)], dim=1)
+    names = ("lcurve_resid@4", "lcurve_ratio@4", "l_a_corr")
+    feats = tile_features(torch.cat([_rgb(luminance, curve), _rgb(luminance, independent)]))
+    (resid_map, ratio_map, corr_map), (resid_cam, ratio_cam, _) = (
+        [float(f[FEATURES.index(n)]) for n in names] for f in feats
+    )
+    assert abs(corr_map) < 1.0, corr_map  # the correlation alone does not see this map
+    assert resid_map < resid_cam - 2.0, (resid_map, resid_cam)
+    assert ratio_map < -2.0 < ratio_cam, (ratio_map, ratio_cam)
