@@ -23,7 +23,7 @@ measure per tile (each a mean over the tile, so a tile gives one vector of `FEAT
   global function of L, which the local affine fit and the L-ab correlation miss when the map
   is curved (a duotone's ends differ in hue); a camera's colour is no function of L at all.
 
-Everything is computed with average pools and elementwise ops, so it exports to ONNX inside
+Everything is computed with average pools, elementwise ops and (the L-curve) MatMuls, so it exports to ONNX inside
 the detector graph and training, calibration and scan share these exact numbers. The features
 are deliberately two-sided: the detector's one-class term scores distance from real photos'
 statistics in either direction (`trainer.detector_head`).
